@@ -1,0 +1,251 @@
+package caddymcp
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("mcp_gateway", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("mcp_gateway", httpcaddyfile.Before, "reverse_proxy")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	g := new(Gateway)
+	err := g.UnmarshalCaddyfile(h.Dispenser)
+	return g, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	mcp_gateway [<matcher>] {
+//	    aggregate_path   <path>              # default /mcp
+//	    server_path      <prefix>            # default /servers/ → /servers/<name>/mcp
+//	    allowed_origins  <origin...>         # besides the site's host and localhost; * for any
+//	    max_request_body <size>              # default 4MiB
+//	    session_timeout  <duration>          # default 1h
+//
+//	    server <name> {
+//	        # exactly one of:
+//	        stdio     <command> [<args...>]
+//	        container <image> [<args...>]
+//	        remote    <url>
+//
+//	        env        <key> <value>         # stdio, container; repeatable
+//	        dir        <path>                # stdio
+//	        volume     <host:container[:ro]> # container; repeatable
+//	        network    <name>                # container; default none
+//	        cpus       <n>                   # container; default 1
+//	        memory     <size>                # container; default 512m
+//	        pids_limit <n>                   # container; default 256
+//	        read_only                        # container: read-only root filesystem
+//	        runtime    <cli>                 # container; default docker
+//	        transport  streamable|sse        # remote; default streamable
+//	        header     <name> <value>        # remote; repeatable; placeholders allowed
+//	        timeout    <duration>            # remote connect timeout; default 10s
+//	        allow_tools <pattern...>         # only these tools (path.Match patterns)
+//	        deny_tools  <pattern...>         # never these tools
+//	    }
+//	}
+func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "aggregate_path":
+			if !d.AllArgs(&g.AggregatePath) {
+				return d.ArgErr()
+			}
+		case "server_path":
+			if !d.AllArgs(&g.ServerPath) {
+				return d.ArgErr()
+			}
+		case "allowed_origins":
+			g.AllowedOrigins = append(g.AllowedOrigins, d.RemainingArgs()...)
+			if len(g.AllowedOrigins) == 0 {
+				return d.ArgErr()
+			}
+		case "max_request_body":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			size, err := humanize.ParseBytes(v)
+			if err != nil {
+				return d.Errf("max_request_body %q: %v", v, err)
+			}
+			g.MaxRequestBody = int64(size)
+		case "session_timeout":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return d.Errf("session_timeout %q: %v", v, err)
+			}
+			g.SessionTimeout = caddy.Duration(dur)
+		case "server":
+			s, err := unmarshalServer(d)
+			if err != nil {
+				return err
+			}
+			g.Servers = append(g.Servers, s)
+		default:
+			return d.Errf("unrecognized mcp_gateway option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// unmarshalServer reads a `server <name> { ... }` block.
+func unmarshalServer(d *caddyfile.Dispenser) (*ServerConfig, error) {
+	s := &ServerConfig{}
+	if !d.AllArgs(&s.Name) {
+		return nil, d.Errf("server: expected exactly one name")
+	}
+	env := map[string]string{}
+	var volumes []string
+	container := &ContainerConfig{}
+	remote := &RemoteConfig{}
+	stdio := &StdioConfig{}
+	used := map[string]string{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		args := d.RemainingArgs()
+		need := func(n int) error {
+			if len(args) != n {
+				return d.Errf("server %s: %s: expected %d argument(s), got %d", s.Name, opt, n, len(args))
+			}
+			return nil
+		}
+		var err error
+		switch opt {
+		case "stdio":
+			if len(args) == 0 {
+				return nil, d.Errf("server %s: stdio: command is required", s.Name)
+			}
+			stdio.Command, stdio.Args = args[0], args[1:]
+			s.Stdio = stdio
+		case "container":
+			if len(args) == 0 {
+				return nil, d.Errf("server %s: container: image is required", s.Name)
+			}
+			container.Image, container.Args = args[0], args[1:]
+			s.Container = container
+		case "remote":
+			if err = need(1); err == nil {
+				remote.URL = args[0]
+				s.Remote = remote
+			}
+		case "env":
+			if err = need(2); err == nil {
+				env[args[0]] = args[1]
+			}
+		case "dir":
+			if err = need(1); err == nil {
+				stdio.Dir = args[0]
+			}
+		case "volume":
+			if err = need(1); err == nil {
+				volumes = append(volumes, args[0])
+			}
+		case "network":
+			if err = need(1); err == nil {
+				container.Network = args[0]
+			}
+		case "cpus":
+			if err = need(1); err == nil {
+				container.CPUs = args[0]
+			}
+		case "memory":
+			if err = need(1); err == nil {
+				container.Memory = args[0]
+			}
+		case "pids_limit":
+			if err = need(1); err == nil {
+				container.PidsLimit, err = strconv.Atoi(args[0])
+				if err != nil {
+					err = d.Errf("server %s: pids_limit %q: not a whole number", s.Name, args[0])
+				}
+			}
+		case "read_only":
+			if err = need(0); err == nil {
+				container.ReadOnly = true
+			}
+		case "runtime":
+			if err = need(1); err == nil {
+				container.Runtime = args[0]
+			}
+		case "transport":
+			if err = need(1); err == nil {
+				remote.Transport = args[0]
+			}
+		case "header":
+			if err = need(2); err == nil {
+				if remote.Headers == nil {
+					remote.Headers = map[string]string{}
+				}
+				remote.Headers[args[0]] = args[1]
+			}
+		case "timeout":
+			if err = need(1); err == nil {
+				t, perr := caddy.ParseDuration(args[0])
+				if perr != nil {
+					err = d.Errf("server %s: timeout %q: %v", s.Name, args[0], perr)
+				}
+				remote.Timeout = caddy.Duration(t)
+			}
+		case "allow_tools", "deny_tools":
+			if len(args) == 0 {
+				return nil, d.Errf("server %s: %s: at least one pattern is required", s.Name, opt)
+			}
+			if s.Tools == nil {
+				s.Tools = &ToolFilter{}
+			}
+			if opt == "allow_tools" {
+				s.Tools.Allow = append(s.Tools.Allow, args...)
+			} else {
+				s.Tools.Deny = append(s.Tools.Deny, args...)
+			}
+		default:
+			return nil, d.Errf("server %s: unrecognized option %q", s.Name, opt)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if kinds, ok := optionKinds[opt]; ok {
+			used[opt] = kinds
+		}
+	}
+	kind := map[bool]string{true: "stdio"}[s.Stdio != nil] + map[bool]string{true: "container"}[s.Container != nil] + map[bool]string{true: "remote"}[s.Remote != nil]
+	for opt, kinds := range used {
+		if kind != "" && !strings.Contains(kinds, kind) {
+			return nil, d.Errf("server %s: option %q does not apply to a %s server (only %s)", s.Name, opt, kind, kinds)
+		}
+	}
+	if len(env) > 0 {
+		stdio.Env, container.Env = env, env
+	}
+	container.Volumes = volumes
+	return s, nil
+}
+
+// optionKinds says which kinds of server each kind-specific option is for.
+var optionKinds = map[string]string{
+	"env": "stdio, container", "dir": "stdio",
+	"volume": "container", "network": "container", "cpus": "container", "memory": "container",
+	"pids_limit": "container", "read_only": "container", "runtime": "container",
+	"transport": "remote", "header": "remote", "timeout": "remote",
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Gateway)(nil)

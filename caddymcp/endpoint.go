@@ -1,0 +1,550 @@
+package caddymcp
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.uber.org/zap"
+)
+
+// endpoints holds the MCP endpoints clients talk to, keyed by what they serve
+// and how. An endpoint owns its client sessions, so keeping it across reloads
+// keeps every session.
+var endpoints = caddy.NewUsagePool()
+
+// endpoint serves MCP to clients over Streamable HTTP and legacy SSE, in
+// front of one upstream (names untouched) or several (the aggregate, names
+// qualified by server). It mirrors its upstreams' catalogs into an MCP server
+// whose handlers forward each request to the upstream that owns it.
+type endpoint struct {
+	key       string
+	aggregate bool
+	members   []*member
+	logger    *zap.Logger
+
+	server     *mcp.Server
+	streamable *mcp.StreamableHTTPHandler
+	sse        *mcp.SSEHandler
+
+	mu        sync.Mutex // serializes refresh
+	tools     map[string]*mirrored[*mcp.Tool]
+	prompts   map[string]*mirrored[*mcp.Prompt]
+	resources map[string]*mirrored[*mcp.Resource]
+	templates map[string]*mirrored[*mcp.ResourceTemplate]
+}
+
+// member is an upstream as one endpoint serves it.
+type member struct {
+	cfg *ServerConfig
+	up  *upstream
+}
+
+// mirrored is an upstream item as exposed: which member owns it and its
+// upstream name.
+type mirrored[T any] struct {
+	m    *member
+	name string
+	item T
+}
+
+// endpointOptions are the handler settings an endpoint is built with.
+type endpointOptions struct {
+	MaxRequestBody int64         `json:"max_request_body"`
+	SessionTimeout time.Duration `json:"session_timeout"`
+}
+
+// endpointKey identifies an endpoint by everything that shapes it, so that an
+// unchanged config finds its endpoint, sessions and all, after a reload.
+func endpointKey(aggregate bool, members []*member, opts endpointOptions) string {
+	type memberKey struct {
+		Upstream string
+		Tools    *ToolFilter
+	}
+	keys := make([]memberKey, len(members))
+	for i, m := range members {
+		keys[i] = memberKey{m.cfg.key(), m.cfg.Tools}
+	}
+	b, _ := json.Marshal(struct {
+		Aggregate bool
+		Members   []memberKey
+		Options   endpointOptions
+	}{aggregate, keys, opts})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// loadEndpoint returns the pooled endpoint for the members, creating it (no
+// I/O) if new. Each call must be paired with a releaseEndpoint of the key.
+func loadEndpoint(aggregate bool, members []*member, opts endpointOptions, logger *zap.Logger) (*endpoint, error) {
+	key := endpointKey(aggregate, members, opts)
+	v, _, err := endpoints.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return newEndpoint(key, aggregate, members, opts, logger), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*endpoint), nil
+}
+
+func releaseEndpoint(key string) { _, _ = endpoints.Delete(key) }
+
+func newEndpoint(key string, aggregate bool, members []*member, opts endpointOptions, logger *zap.Logger) *endpoint {
+	e := &endpoint{
+		key:       key,
+		aggregate: aggregate,
+		members:   members,
+		logger:    logger,
+		tools:     map[string]*mirrored[*mcp.Tool]{},
+		prompts:   map[string]*mirrored[*mcp.Prompt]{},
+		resources: map[string]*mirrored[*mcp.Resource]{},
+		templates: map[string]*mirrored[*mcp.ResourceTemplate]{},
+	}
+	e.server = mcp.NewServer(&mcp.Implementation{Name: "caddy-mcp", Version: version()}, &mcp.ServerOptions{
+		Capabilities: &mcp.ServerCapabilities{
+			Tools:       &mcp.ToolCapabilities{ListChanged: true},
+			Prompts:     &mcp.PromptCapabilities{ListChanged: true},
+			Resources:   &mcp.ResourceCapabilities{ListChanged: true, Subscribe: true},
+			Completions: &mcp.CompletionCapabilities{},
+			Logging:     &mcp.LoggingCapabilities{},
+		},
+		CompletionHandler:  e.complete,
+		SubscribeHandler:   e.subscribe,
+		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
+	})
+	e.server.AddReceivingMiddleware(e.middleware)
+	getServer := func(*http.Request) *mcp.Server { return e.server }
+	e.streamable = mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
+		MaxRequestBodyBytes:          opts.MaxRequestBody,
+		SessionTimeout:               opts.SessionTimeout,
+		PropagateRequestCancellation: true,
+	})
+	e.sse = mcp.NewSSEHandler(getServer, &mcp.SSEOptions{MaxRequestBodyBytes: opts.MaxRequestBody})
+	for _, m := range members {
+		m.up.watch(e)
+	}
+	e.refresh()
+	return e
+}
+
+// Destruct closes the endpoint's client sessions once no config uses it.
+func (e *endpoint) Destruct() error {
+	for _, m := range e.members {
+		m.up.unwatch(e)
+	}
+	for ss := range e.server.Sessions() {
+		ss.Close()
+	}
+	return nil
+}
+
+// ServeHTTP dispatches to the transport the client speaks: legacy SSE opens
+// with a GET that carries no session id and posts to ?sessionid=; everything
+// else is Streamable HTTP.
+func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	legacy := (r.Method == http.MethodGet && r.Header.Get("Mcp-Session-Id") == "" && r.Header.Get("MCP-Protocol-Version") == "") ||
+		(r.Method == http.MethodPost && r.URL.Query().Has("sessionid"))
+	if legacy {
+		e.sse.ServeHTTP(w, r)
+		return
+	}
+	e.streamable.ServeHTTP(w, r)
+}
+
+// ready connects the members that have no catalog yet, in parallel. It
+// reports the first failure; the aggregate serves whatever is up regardless.
+func (e *endpoint) ready(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(e.members))
+	for i, m := range e.members {
+		if m.up.catalog.Load() != nil {
+			continue
+		}
+		wg.Go(func() { _, errs[i] = m.up.connected(ctx) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// middleware makes sure upstreams are connected before a client lists or
+// initializes, passes the upstream's identity through a one-server endpoint,
+// and forwards logging levels.
+func (e *endpoint) middleware(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		switch method {
+		case "initialize", "server/discover", "tools/list", "prompts/list", "resources/list", "resources/templates/list":
+			if err := e.ready(ctx); err != nil && !e.aggregate {
+				return nil, toRPCError(err)
+			}
+		case "logging/setLevel":
+			res, err := next(ctx, method, req)
+			if err == nil {
+				e.forwardLevel(ctx, req.(*mcp.ServerRequest[*mcp.SetLoggingLevelParams]))
+			}
+			return res, err
+		}
+		res, err := next(ctx, method, req)
+		if init, ok := res.(*mcp.InitializeResult); ok && err == nil && !e.aggregate {
+			if cat := e.members[0].up.catalog.Load(); cat != nil {
+				init.ServerInfo = cat.init.ServerInfo
+				init.Instructions = cat.init.Instructions
+			}
+		}
+		return res, err
+	}
+}
+
+// forwardLevel sets the client's logging level upstream, so that the
+// upstream sends what the client asked for; per-session filtering is the
+// SDK's.
+func (e *endpoint) forwardLevel(ctx context.Context, req *mcp.ServerRequest[*mcp.SetLoggingLevelParams]) {
+	for _, m := range e.members {
+		err := m.up.do(ctx, req.Session, func(cs *mcp.ClientSession) error {
+			if caps := cs.InitializeResult().Capabilities; caps == nil || caps.Logging == nil {
+				return nil
+			}
+			return cs.SetLoggingLevel(ctx, req.Params)
+		})
+		if err != nil {
+			e.logger.Debug("forwarding logging level", zap.String("server", m.cfg.Name), zap.Error(err))
+		}
+	}
+}
+
+// refresh mirrors the members' current catalogs, adding and removing only
+// what changed; the SDK tells clients of changes with list_changed.
+func (e *endpoint) refresh() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+
+	var tools []*mirrored[*mcp.Tool]
+	var prompts []*mirrored[*mcp.Prompt]
+	var resources []*mirrored[*mcp.Resource]
+	var templates []*mirrored[*mcp.ResourceTemplate]
+	for _, m := range e.members {
+		cat := m.up.catalog.Load()
+		if cat == nil {
+			continue
+		}
+		for _, t := range cat.tools {
+			if m.cfg.Tools.allows(t.Name) {
+				tools = append(tools, &mirrored[*mcp.Tool]{m, t.Name, t})
+			}
+		}
+		for _, p := range cat.prompts {
+			prompts = append(prompts, &mirrored[*mcp.Prompt]{m, p.Name, p})
+		}
+		for _, r := range cat.resources {
+			resources = append(resources, &mirrored[*mcp.Resource]{m, r.URI, r})
+		}
+		for _, t := range cat.templates {
+			templates = append(templates, &mirrored[*mcp.ResourceTemplate]{m, t.URITemplate, t})
+		}
+	}
+
+	sync_(e.tools, exposeAll(e, tools), func(x *mirrored[*mcp.Tool], name string) {
+		t := *x.item
+		t.Name = name
+		t.InputSchema = objectSchema(t.InputSchema)
+		e.addTool(&t, e.callTool(x))
+	}, e.server.RemoveTools)
+	sync_(e.prompts, exposeAll(e, prompts), func(x *mirrored[*mcp.Prompt], name string) {
+		p := *x.item
+		p.Name = name
+		e.server.AddPrompt(&p, e.getPrompt(x))
+	}, e.server.RemovePrompts)
+	sync_(e.resources, firstByName(resources), func(x *mirrored[*mcp.Resource], _ string) {
+		e.server.AddResource(x.item, e.readResource(x.m))
+	}, e.server.RemoveResources)
+	sync_(e.templates, firstByName(templates), func(x *mirrored[*mcp.ResourceTemplate], _ string) {
+		e.server.AddResourceTemplate(x.item, e.readResource(x.m))
+	}, e.server.RemoveResourceTemplates)
+}
+
+// sync_ brings current in line with next: it removes what left, and adds
+// what is new or changed.
+func sync_[T any](current map[string]*mirrored[T], next map[string]*mirrored[T], add func(*mirrored[T], string), remove func(...string)) {
+	var gone []string
+	for name := range current {
+		if _, ok := next[name]; !ok {
+			gone = append(gone, name)
+			delete(current, name)
+		}
+	}
+	if len(gone) > 0 {
+		remove(gone...)
+	}
+	for name, x := range next {
+		if old, ok := current[name]; ok && old.m == x.m && old.name == x.name && reflect.DeepEqual(old.item, x.item) {
+			continue
+		}
+		current[name] = x
+		add(x, name)
+	}
+}
+
+// exposeAll names items as clients see them: upstream names on a
+// one-server endpoint, `<server>__<name>` on the aggregate.
+func exposeAll[T any](e *endpoint, items []*mirrored[T]) map[string]*mirrored[T] {
+	out := make(map[string]*mirrored[T], len(items))
+	if !e.aggregate {
+		for _, x := range items {
+			out[x.name] = x
+		}
+		return out
+	}
+	pairs := make([]namePair, len(items))
+	for i, x := range items {
+		pairs[i] = namePair{x.m.cfg.Name, x.name}
+	}
+	names := qualifiedNames(pairs)
+	for i, x := range items {
+		out[names[pairs[i]]] = x
+	}
+	return out
+}
+
+// firstByName keys resources by URI; on the aggregate the first server in
+// config order wins a URI that two servers share.
+func firstByName[T any](items []*mirrored[T]) map[string]*mirrored[T] {
+	out := make(map[string]*mirrored[T], len(items))
+	for _, x := range items {
+		if _, ok := out[x.name]; !ok {
+			out[x.name] = x
+		}
+	}
+	return out
+}
+
+// addTool adds a tool whose schema the SDK refuses with a log line instead
+// of the SDK's panic: one odd upstream tool must not take the others down.
+func (e *endpoint) addTool(t *mcp.Tool, h mcp.ToolHandler) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.logger.Warn("skipping upstream tool the MCP SDK refuses", zap.String("tool", t.Name), zap.Any("reason", r))
+		}
+	}()
+	e.server.AddTool(t, h)
+}
+
+// objectSchema returns an input schema the SDK accepts: MCP requires an
+// object schema, and some servers omit "type" or the schema altogether.
+func objectSchema(s any) any {
+	m, ok := s.(map[string]any)
+	if !ok {
+		return map[string]any{"type": "object"}
+	}
+	if m["type"] == "object" {
+		return s
+	}
+	fixed := make(map[string]any, len(m)+1)
+	for k, v := range m {
+		fixed[k] = v
+	}
+	fixed["type"] = "object"
+	return fixed
+}
+
+func (e *endpoint) callTool(x *mirrored[*mcp.Tool]) mcp.ToolHandler {
+	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		params := &mcp.CallToolParams{Name: x.name, Arguments: req.Params.Arguments}
+		done := e.relayMeta(ctx, x.m, req.Session, req.Params.Meta, params)
+		defer done()
+		var res *mcp.CallToolResult
+		err := x.m.up.do(ctx, req.Session, func(cs *mcp.ClientSession) (err error) {
+			res, err = cs.CallTool(ctx, params)
+			return err
+		})
+		return res, toRPCError(err)
+	}
+}
+
+func (e *endpoint) getPrompt(x *mirrored[*mcp.Prompt]) mcp.PromptHandler {
+	return func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		params := &mcp.GetPromptParams{Name: x.name, Arguments: req.Params.Arguments}
+		done := e.relayMeta(ctx, x.m, req.Session, req.Params.Meta, params)
+		defer done()
+		var res *mcp.GetPromptResult
+		err := x.m.up.do(ctx, req.Session, func(cs *mcp.ClientSession) (err error) {
+			res, err = cs.GetPrompt(ctx, params)
+			return err
+		})
+		return res, toRPCError(err)
+	}
+}
+
+func (e *endpoint) readResource(m *member) mcp.ResourceHandler {
+	return func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+		params := &mcp.ReadResourceParams{URI: req.Params.URI}
+		done := e.relayMeta(ctx, m, req.Session, req.Params.Meta, params)
+		defer done()
+		var res *mcp.ReadResourceResult
+		err := m.up.do(ctx, req.Session, func(cs *mcp.ClientSession) (err error) {
+			res, err = cs.ReadResource(ctx, params)
+			return err
+		})
+		return res, toRPCError(err)
+	}
+}
+
+// relayMeta copies the client's _meta into the upstream params, with the
+// progress token replaced by one unique upstream. The returned func forgets
+// the token once the call is over.
+func (e *endpoint) relayMeta(ctx context.Context, m *member, ss *mcp.ServerSession, meta mcp.Meta, params interface {
+	SetMeta(map[string]any)
+	SetProgressToken(any)
+}) func() {
+	if len(meta) == 0 {
+		return func() {}
+	}
+	copied := make(map[string]any, len(meta))
+	for k, v := range meta {
+		copied[k] = v
+	}
+	params.SetMeta(copied)
+	token, ok := meta["progressToken"]
+	if !ok || ss == nil {
+		return func() {}
+	}
+	ours, done := m.up.tokens.remap(ctx, ss, token)
+	params.SetProgressToken(ours)
+	return done
+}
+
+// complete routes completion/complete to the owner of the prompt or resource.
+func (e *endpoint) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.CompleteResult, error) {
+	params := *req.Params
+	ref := *params.Ref
+	params.Ref = &ref
+	var m *member
+	switch ref.Type {
+	case "ref/prompt":
+		e.mu.Lock()
+		x, ok := e.prompts[ref.Name]
+		e.mu.Unlock()
+		if !ok {
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown prompt %q", ref.Name)}
+		}
+		m, ref.Name = x.m, x.name
+	case "ref/resource":
+		if m = e.ownerOf(ref.URI); m == nil {
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown resource %q", ref.URI)}
+		}
+	default:
+		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown reference type %q", ref.Type)}
+	}
+	var res *mcp.CompleteResult
+	err := m.up.do(ctx, req.Session, func(cs *mcp.ClientSession) (err error) {
+		res, err = cs.Complete(ctx, &params)
+		return err
+	})
+	return res, toRPCError(err)
+}
+
+// subscribe forwards a subscription to the resource's owner; the SDK keeps
+// track of which client sessions want which updates.
+func (e *endpoint) subscribe(ctx context.Context, req *mcp.SubscribeRequest) error {
+	m := e.ownerOf(req.Params.URI)
+	if m == nil {
+		return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown resource %q", req.Params.URI)}
+	}
+	return toRPCError(m.up.do(ctx, req.Session, func(cs *mcp.ClientSession) error {
+		return cs.Subscribe(ctx, &mcp.SubscribeParams{URI: req.Params.URI})
+	}))
+}
+
+// ownerOf finds the member serving a resource URI or template: an exact
+// resource or template, else the template with the longest literal prefix of
+// the URI, else the only member.
+func (e *endpoint) ownerOf(uri string) *member {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if x, ok := e.resources[uri]; ok {
+		return x.m
+	}
+	if x, ok := e.templates[uri]; ok {
+		return x.m
+	}
+	var best *member
+	bestLen := -1
+	for tmpl, x := range e.templates {
+		prefix, _, _ := strings.Cut(tmpl, "{")
+		if strings.HasPrefix(uri, prefix) && len(prefix) > bestLen {
+			best, bestLen = x.m, len(prefix)
+		}
+	}
+	if best == nil && len(e.members) == 1 {
+		best = e.members[0]
+	}
+	return best
+}
+
+func (e *endpoint) resourceUpdated(ctx context.Context, params *mcp.ResourceUpdatedNotificationParams) {
+	if err := e.server.ResourceUpdated(context.WithoutCancel(ctx), params); err != nil {
+		e.logger.Debug("relaying resource update", zap.Error(err))
+	}
+}
+
+// log relays an upstream log message to the endpoint's client sessions; each
+// gets it if its own level lets it through.
+func (e *endpoint) log(ctx context.Context, params *mcp.LoggingMessageParams) {
+	for ss := range e.server.Sessions() {
+		_ = ss.Log(context.WithoutCancel(ctx), params)
+	}
+}
+
+// allows reports whether the filter lets a tool through.
+func (f *ToolFilter) allows(name string) bool {
+	if f == nil {
+		return true
+	}
+	match := func(patterns []string) bool {
+		return slices.ContainsFunc(patterns, func(p string) bool {
+			ok, _ := path.Match(p, name)
+			return ok
+		})
+	}
+	return (len(f.Allow) == 0 || match(f.Allow)) && !match(f.Deny)
+}
+
+func (f *ToolFilter) validate() error {
+	if f == nil {
+		return nil
+	}
+	for _, p := range append(slices.Clone(f.Allow), f.Deny...) {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("tools: pattern %q: %v", p, err)
+		}
+	}
+	return nil
+}
+
+// toRPCError turns an unreachable upstream into a JSON-RPC error naming the
+// server; errors the upstream itself returned pass through unchanged.
+func toRPCError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if rpcErr := (*jsonrpc.Error)(nil); errors.As(err, &rpcErr) {
+		return rpcErr
+	}
+	return &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: err.Error()}
+}

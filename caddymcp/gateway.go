@@ -1,0 +1,266 @@
+// Package caddymcp is the mcp_gateway HTTP handler: many MCP servers (local
+// processes, containers, remote endpoints) behind one Caddy site.
+package caddymcp
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(Gateway{})
+}
+
+// Defaults of the handler's options.
+const (
+	defaultAggregatePath  = "/mcp"
+	defaultServerPath     = "/servers/"
+	defaultMaxRequestBody = 4 << 20
+	defaultSessionTimeout = time.Hour
+)
+
+// Gateway is an MCP gateway: it serves MCP clients over Streamable HTTP
+// (2025-11-25 sessions and 2026-07-28 stateless requests) and legacy SSE
+// (2024-11-05), in front of the configured MCP servers.
+//
+// Each server has its own endpoint at <server_path><name>/mcp, names
+// untouched, and the aggregate endpoint at aggregate_path serves all servers
+// at once, their tools and prompts named <server>__<name>. Requests to other
+// paths go to the next handler.
+//
+// Upstream processes and connections, and client sessions, are kept in
+// process-wide pools: a config reload that leaves a server's config as it
+// was restarts nothing and drops no session.
+type Gateway struct {
+	// Servers are the upstream MCP servers.
+	Servers []*ServerConfig `json:"servers,omitempty"`
+
+	// AggregatePath is the path of the endpoint that serves every server at
+	// once. Default: /mcp.
+	AggregatePath string `json:"aggregate_path,omitempty"`
+
+	// ServerPath is the prefix of one-server endpoints, which are at
+	// <server_path><name>/mcp. Default: /servers/.
+	ServerPath string `json:"server_path,omitempty"`
+
+	// AllowedOrigins lists the browser origins (scheme://host[:port], or "*")
+	// allowed besides the site's own host and localhost. A request with any
+	// other Origin header is refused with 403, which defeats DNS rebinding.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+
+	// MaxRequestBody is the largest request body accepted, in bytes;
+	// larger ones are refused with 413. Default: 4 MiB.
+	MaxRequestBody int64 `json:"max_request_body,omitempty"`
+
+	// SessionTimeout closes client sessions idle this long. Default: 1h.
+	SessionTimeout caddy.Duration `json:"session_timeout,omitempty"`
+
+	logger    *zap.Logger
+	upstreams []*upstream
+	byName    map[string]*endpoint
+	aggregate *endpoint
+	origins   map[string]bool
+}
+
+// CaddyModule returns the Caddy module information.
+func (Gateway) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.mcp_gateway",
+		New: func() caddy.Module { return new(Gateway) },
+	}
+}
+
+// Provision checks the config and takes the gateway's upstreams and
+// endpoints from the pools, creating what is new. It does no I/O: servers
+// start and connect on first use.
+func (g *Gateway) Provision(ctx caddy.Context) error {
+	g.logger = ctx.Logger()
+	if g.AggregatePath == "" {
+		g.AggregatePath = defaultAggregatePath
+	}
+	if g.ServerPath == "" {
+		g.ServerPath = defaultServerPath
+	}
+	if !strings.HasPrefix(g.AggregatePath, "/") {
+		return fmt.Errorf("aggregate_path %q: must begin with /", g.AggregatePath)
+	}
+	if !strings.HasPrefix(g.ServerPath, "/") || !strings.HasSuffix(g.ServerPath, "/") {
+		return fmt.Errorf("server_path %q: must begin and end with /", g.ServerPath)
+	}
+	if g.MaxRequestBody == 0 {
+		g.MaxRequestBody = defaultMaxRequestBody
+	}
+	if g.MaxRequestBody < 0 {
+		return fmt.Errorf("max_request_body %d: must be positive", g.MaxRequestBody)
+	}
+	if g.SessionTimeout == 0 {
+		g.SessionTimeout = caddy.Duration(defaultSessionTimeout)
+	}
+	g.origins = map[string]bool{}
+	for _, o := range g.AllowedOrigins {
+		if o != "*" {
+			if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" {
+				return fmt.Errorf("allowed_origins: %q is not an origin (scheme://host[:port]) or *", o)
+			}
+		}
+		g.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+	}
+	seen := map[string]int{}
+	for i, s := range g.Servers {
+		if s == nil {
+			return fmt.Errorf("servers[%d]: empty server", i)
+		}
+		if err := s.Validate(); err != nil {
+			return fmt.Errorf("servers[%d]: %w", i, err)
+		}
+		if j, dup := seen[s.Name]; dup {
+			return fmt.Errorf("servers[%d]: duplicate server name %q (also servers[%d])", i, s.Name, j)
+		}
+		seen[s.Name] = i
+	}
+
+	opts := endpointOptions{MaxRequestBody: g.MaxRequestBody, SessionTimeout: time.Duration(g.SessionTimeout)}
+	members := make([]*member, 0, len(g.Servers))
+	g.byName = make(map[string]*endpoint, len(g.Servers))
+	for _, s := range g.Servers {
+		u, err := loadUpstream(s, g.logger)
+		if err != nil {
+			return fmt.Errorf("server %q: %w", s.Name, err)
+		}
+		g.upstreams = append(g.upstreams, u)
+		m := &member{cfg: s, up: u}
+		members = append(members, m)
+		e, err := loadEndpoint(false, []*member{m}, opts, g.logger.With(zap.String("endpoint", s.Name)))
+		if err != nil {
+			return err
+		}
+		g.byName[s.Name] = e
+	}
+	var err error
+	g.aggregate, err = loadEndpoint(true, members, opts, g.logger.With(zap.String("endpoint", "aggregate")))
+	return err
+}
+
+// Cleanup gives back the handler's share of the pools; what no config uses
+// any more is stopped.
+func (g *Gateway) Cleanup() error {
+	for _, e := range g.byName {
+		releaseEndpoint(e.key)
+	}
+	if g.aggregate != nil {
+		releaseEndpoint(g.aggregate.key)
+	}
+	for _, u := range g.upstreams {
+		releaseUpstream(u.cfg)
+	}
+	return nil
+}
+
+// ServeHTTP serves the endpoint the path names.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	e, err := g.route(r.URL.Path)
+	if err != nil {
+		writeRPCError(w, http.StatusNotFound, err.Error())
+		return nil
+	}
+	if e == nil {
+		return next.ServeHTTP(w, r)
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && !g.originAllowed(origin, r.Host) {
+		g.logger.Warn("refused origin", zap.String("origin", origin), zap.String("host", r.Host))
+		writeRPCError(w, http.StatusForbidden, fmt.Sprintf("origin %q is not allowed", origin))
+		return nil
+	}
+	e.ServeHTTP(w, r)
+	return nil
+}
+
+// route finds the endpoint for a path: nil for a path that is not the
+// gateway's, an error for a server that does not exist.
+func (g *Gateway) route(p string) (*endpoint, error) {
+	if p == g.AggregatePath {
+		return g.aggregate, nil
+	}
+	rest, ok := strings.CutPrefix(p, g.ServerPath)
+	if !ok {
+		return nil, nil
+	}
+	name, ok := strings.CutSuffix(rest, "/mcp")
+	if !ok || strings.Contains(name, "/") {
+		return nil, nil
+	}
+	e, ok := g.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown MCP server %q", name)
+	}
+	return e, nil
+}
+
+// originAllowed accepts the site's own host, localhost, and the configured
+// origins.
+func (g *Gateway) originAllowed(origin, host string) bool {
+	o := strings.ToLower(strings.TrimSuffix(origin, "/"))
+	if g.origins["*"] || g.origins[o] {
+		return true
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, host) {
+		return true
+	}
+	switch h := u.Hostname(); h {
+	case "localhost":
+		return true
+	default:
+		ip := net.ParseIP(h)
+		return ip != nil && ip.IsLoopback()
+	}
+}
+
+// writeRPCError answers an HTTP-level refusal with a JSON-RPC error body, so
+// that MCP clients can show why.
+func writeRPCError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"jsonrpc": "2.0",
+		"id":      nil,
+		"error":   map[string]any{"code": -32600, "message": msg},
+	})
+}
+
+// version is this module's version as built, for serverInfo.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/caddy-mcp/caddy-mcp" {
+				return d.Version
+			}
+		}
+		if bi.Main.Path == "github.com/caddy-mcp/caddy-mcp" && bi.Main.Version != "" {
+			return bi.Main.Version
+		}
+	}
+	return "devel"
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Gateway)(nil)
+	_ caddy.CleanerUpper          = (*Gateway)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Gateway)(nil)
+	_ caddy.Destructor            = (*upstream)(nil)
+	_ caddy.Destructor            = (*endpoint)(nil)
+)

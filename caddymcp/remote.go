@@ -1,0 +1,81 @@
+package caddymcp
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/net/http/httpguts"
+)
+
+func (r *RemoteConfig) validate() error {
+	u, err := url.Parse(r.URL)
+	if err != nil {
+		return fmt.Errorf("remote: url %q: %v", r.URL, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("remote: url %q: scheme must be http or https", r.URL)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("remote: url %q: host is missing", r.URL)
+	}
+	switch r.Transport {
+	case "", "streamable", "sse":
+	default:
+		return fmt.Errorf(`remote: transport %q: must be "streamable" or "sse"`, r.Transport)
+	}
+	for name := range r.Headers {
+		if !httpguts.ValidHeaderFieldName(name) {
+			return fmt.Errorf("remote: header name %q is not a valid HTTP header name", name)
+		}
+	}
+	return nil
+}
+
+// transport returns an MCP client transport for the remote server. Header
+// values are expanded from placeholders on every request, so a rotated secret
+// file or variable takes effect without a reload.
+func (r *RemoteConfig) transport(client *http.Client) mcp.Transport {
+	if r.Transport == "sse" {
+		return &mcp.SSEClientTransport{Endpoint: r.URL, HTTPClient: client}
+	}
+	return &mcp.StreamableClientTransport{Endpoint: r.URL, HTTPClient: client, MaxRetries: 2}
+}
+
+// httpClient is the client for one remote upstream: its own connection pool,
+// sized for many concurrent client sessions.
+func (r *RemoteConfig) httpClient() *http.Client {
+	base := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	if len(r.Headers) == 0 {
+		return &http.Client{Transport: base}
+	}
+	return &http.Client{Transport: &headerTransport{base: base, headers: r.Headers}}
+}
+
+// headerTransport adds configured headers, placeholders expanded.
+type headerTransport struct {
+	base    http.RoundTripper
+	headers map[string]string
+}
+
+func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	repl := caddy.NewReplacer()
+	req = req.Clone(req.Context())
+	for name, value := range t.headers {
+		req.Header.Set(name, repl.ReplaceAll(value, ""))
+	}
+	return t.base.RoundTrip(req)
+}

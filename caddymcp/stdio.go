@@ -1,0 +1,154 @@
+package caddymcp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.uber.org/zap"
+)
+
+// executablePlaceholder stands for the running Caddy binary in a stdio
+// command, so that servers built into it need nothing installed.
+const executablePlaceholder = "{mcp.executable}"
+
+// Stop timing: a server gets stdinGrace to exit after its stdin closes (the
+// spec's polite shutdown), then SIGTERM, then SIGKILL after killGrace. Node
+// servers ignore a closed stdin, so the first step is kept short.
+const (
+	stdinGrace = 300 * time.Millisecond
+	killGrace  = 2 * time.Second
+)
+
+func (c *StdioConfig) validate() error {
+	if strings.TrimSpace(c.Command) == "" {
+		return errors.New("stdio: command is required")
+	}
+	return nil
+}
+
+// processTransport runs a command in its own process group and speaks MCP
+// over its stdin/stdout. Its stderr goes to the log, a line per entry, tagged
+// with the server. Closing the connection stops the whole process group.
+type processTransport struct {
+	command string
+	args    []string
+	env     map[string]string
+	dir     string
+	logger  *zap.Logger
+}
+
+func (s *StdioConfig) transport(logger *zap.Logger) *processTransport {
+	return &processTransport{command: s.Command, args: s.Args, env: s.Env, dir: s.Dir, logger: logger}
+}
+
+// Connect starts the process.
+func (t *processTransport) Connect(ctx context.Context) (mcp.Connection, error) {
+	repl := caddy.NewReplacer()
+	command := t.command
+	if command == executablePlaceholder {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("resolving %s: %v", executablePlaceholder, err)
+		}
+		command = exe
+	}
+	cmd := exec.Command(repl.ReplaceAll(command, ""))
+	for _, a := range t.args {
+		cmd.Args = append(cmd.Args, repl.ReplaceAll(a, ""))
+	}
+	cmd.Dir = t.dir
+	cmd.Env = os.Environ()
+	for k, v := range t.env {
+		cmd.Env = append(cmd.Env, k+"="+repl.ReplaceAll(v, ""))
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
+	}
+	p := &process{cmd: cmd, stdin: stdin, stdout: stdout, exited: make(chan struct{})}
+	logger := t.logger.With(zap.Int("pid", cmd.Process.Pid))
+	logger.Info("upstream process started", zap.String("command", cmd.Path), zap.Strings("args", cmd.Args[1:]))
+	var stderrDone sync.WaitGroup
+	stderrDone.Go(func() { logLines(stderr, logger) })
+	go func() {
+		stderrDone.Wait() // Wait closes stderr: read it to the end first
+		p.err = cmd.Wait()
+		close(p.exited)
+		logger.Info("upstream process exited", zap.Error(p.err))
+	}()
+	return (&mcp.IOTransport{Reader: p, Writer: p}).Connect(ctx)
+}
+
+// logLines logs each line a process writes to stderr.
+func logLines(r io.Reader, logger *zap.Logger) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 64*1024)
+	for sc.Scan() {
+		logger.Info("upstream stderr", zap.String("line", sc.Text()))
+	}
+}
+
+// process is the stdin/stdout of a running command as one ReadWriteCloser.
+type process struct {
+	cmd       *exec.Cmd
+	stdin     io.WriteCloser
+	stdout    io.ReadCloser
+	exited    chan struct{}
+	err       error
+	closeOnce sync.Once
+}
+
+func (p *process) Read(b []byte) (int, error)  { return p.stdout.Read(b) }
+func (p *process) Write(b []byte) (int, error) { return p.stdin.Write(b) }
+
+// Close closes stdin, then signals the process group until it is gone.
+func (p *process) Close() error {
+	p.closeOnce.Do(func() {
+		p.stdin.Close()
+		if p.waitExit(stdinGrace) {
+			return
+		}
+		pgid := -p.cmd.Process.Pid
+		_ = syscall.Kill(pgid, syscall.SIGTERM)
+		if p.waitExit(killGrace) {
+			return
+		}
+		_ = syscall.Kill(pgid, syscall.SIGKILL)
+		p.waitExit(killGrace)
+	})
+	return nil
+}
+
+func (p *process) waitExit(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-p.exited:
+		return true
+	case <-t.C:
+		return false
+	}
+}

@@ -1,0 +1,399 @@
+package caddymcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.uber.org/zap"
+)
+
+// upstreams holds every upstream of every gateway, keyed by ServerConfig.key.
+// An upstream outlives the handler instances that use it: a reload that keeps
+// a server's config keeps its process and its connection.
+var upstreams = caddy.NewUsagePool()
+
+// upstreamProtocol is pinned because most servers speak it, and it saves the
+// round trip of probing for a newer one.
+const upstreamProtocol = "2025-11-25"
+
+// Restart backoff after a crash or a failed connect.
+const (
+	minBackoff = 500 * time.Millisecond
+	maxBackoff = 30 * time.Second
+)
+
+// upstream is one MCP server as the gateway reaches it: one process or one
+// remote session, shared by every endpoint and client session that uses it.
+// It connects on first use, keeps a catalog of the server's tools, prompts
+// and resources, and reconnects with backoff when the server goes away.
+type upstream struct {
+	cfg       *ServerConfig
+	logger    *zap.Logger
+	transport func() (mcp.Transport, error)
+	client    *mcp.Client
+
+	mu         sync.Mutex
+	session    *mcp.ClientSession
+	connecting chan struct{} // non-nil while a connect runs; closed when it ends
+	lastErr    error
+	failures   int
+	retryAt    time.Time
+	closed     bool
+	watchers   map[*endpoint]struct{}
+
+	catalog atomic.Pointer[catalog]
+	calls   inflight
+	tokens  progressTokens
+}
+
+// catalog is what a server offers, as last listed.
+type catalog struct {
+	init      *mcp.InitializeResult
+	tools     []*mcp.Tool
+	prompts   []*mcp.Prompt
+	resources []*mcp.Resource
+	templates []*mcp.ResourceTemplate
+}
+
+// loadUpstream returns the pooled upstream for cfg, creating it (without any
+// I/O) if this is its first user. Each call must be paired with releaseUpstream.
+func loadUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
+	v, _, err := upstreams.LoadOrNew(cfg.key(), func() (caddy.Destructor, error) {
+		return newUpstream(cfg, logger.With(zap.String("server", cfg.Name)))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*upstream), nil
+}
+
+func releaseUpstream(cfg *ServerConfig) { _, _ = upstreams.Delete(cfg.key()) }
+
+func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
+	u := &upstream{cfg: cfg, logger: logger, watchers: map[*endpoint]struct{}{}}
+	switch {
+	case cfg.Stdio != nil:
+		t := cfg.Stdio.transport(logger)
+		u.transport = func() (mcp.Transport, error) { return t, nil }
+	case cfg.Container != nil:
+		argv, err := cfg.Container.argv()
+		if err != nil {
+			return nil, err
+		}
+		runtime := cfg.Container.Runtime
+		if runtime == "" {
+			runtime = "docker"
+		}
+		t := (&StdioConfig{Command: runtime, Args: argv}).transport(logger)
+		u.transport = func() (mcp.Transport, error) { return t, nil }
+	case cfg.Remote != nil:
+		client := cfg.Remote.httpClient()
+		u.transport = func() (mcp.Transport, error) { return cfg.Remote.transport(client), nil }
+	default:
+		return nil, fmt.Errorf("server %q: no upstream configured", cfg.Name)
+	}
+	u.client = mcp.NewClient(&mcp.Implementation{Name: "caddy-mcp", Version: version()}, u.clientOptions())
+	u.client.AddReceivingMiddleware(u.rootsMiddleware)
+	return u, nil
+}
+
+// Destruct stops the upstream when its last user is gone.
+func (u *upstream) Destruct() error {
+	u.mu.Lock()
+	u.closed = true
+	cs := u.session
+	u.session = nil
+	u.mu.Unlock()
+	if cs != nil {
+		return cs.Close()
+	}
+	return nil
+}
+
+// errUnavailable wraps why a server cannot be reached, naming it.
+type errUnavailable struct {
+	server string
+	err    error
+	retry  time.Duration
+}
+
+func (e *errUnavailable) Error() string {
+	if e.retry > 0 {
+		return fmt.Sprintf("server %q is unavailable (next attempt in %s): %v", e.server, e.retry.Round(time.Millisecond), e.err)
+	}
+	return fmt.Sprintf("server %q is unavailable: %v", e.server, e.err)
+}
+
+func (e *errUnavailable) Unwrap() error { return e.err }
+
+// connected returns the live session, connecting if there is none. Callers
+// that arrive while a connect runs wait for it; within the backoff after a
+// failure they get the failure at once instead of piling up connects.
+func (u *upstream) connected(ctx context.Context) (*mcp.ClientSession, error) {
+	for {
+		u.mu.Lock()
+		switch {
+		case u.closed:
+			u.mu.Unlock()
+			return nil, &errUnavailable{server: u.cfg.Name, err: errors.New("the upstream was stopped")}
+		case u.session != nil:
+			cs := u.session
+			u.mu.Unlock()
+			return cs, nil
+		case u.connecting != nil:
+			wait := u.connecting
+			u.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		case u.lastErr != nil && time.Now().Before(u.retryAt):
+			err := &errUnavailable{server: u.cfg.Name, err: u.lastErr, retry: time.Until(u.retryAt)}
+			u.mu.Unlock()
+			return nil, err
+		}
+		done := make(chan struct{})
+		u.connecting = done
+		u.mu.Unlock()
+
+		// The connect must not die with the first caller's request: others wait on it.
+		cs, err := u.connect()
+
+		u.mu.Lock()
+		u.connecting = nil
+		close(done)
+		if err != nil {
+			u.failed(err)
+			err := &errUnavailable{server: u.cfg.Name, err: err}
+			u.mu.Unlock()
+			return nil, err
+		}
+		if u.closed {
+			u.mu.Unlock()
+			cs.Close()
+			continue
+		}
+		u.session, u.lastErr, u.failures = cs, nil, 0
+		u.mu.Unlock()
+		go u.supervise(cs)
+		return cs, nil
+	}
+}
+
+// failed records a connect failure and schedules the next attempt. u.mu is held.
+func (u *upstream) failed(err error) {
+	u.lastErr = err
+	u.failures++
+	backoff := minBackoff << min(u.failures-1, 6)
+	u.retryAt = time.Now().Add(min(backoff, maxBackoff))
+	u.logger.Warn("upstream unavailable", zap.Error(err), zap.Int("failures", u.failures))
+}
+
+// connect starts the server, initializes a session and lists its catalog.
+func (u *upstream) connect() (*mcp.ClientSession, error) {
+	timeout := 30 * time.Second
+	if u.cfg.Remote != nil {
+		timeout = timeoutOr(u.cfg.Remote.Timeout, 10*time.Second)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	t, err := u.transport()
+	if err != nil {
+		return nil, err
+	}
+	cs, err := u.client.Connect(ctx, t, &mcp.ClientSessionOptions{ProtocolVersion: upstreamProtocol})
+	if err != nil {
+		return nil, err
+	}
+	cat, err := listCatalog(ctx, cs)
+	if err != nil {
+		cs.Close()
+		return nil, fmt.Errorf("listing catalog: %w", err)
+	}
+	u.publish(cat)
+	u.logger.Info("upstream connected",
+		zap.String("server_name", cat.init.ServerInfo.Name),
+		zap.String("protocol", cat.init.ProtocolVersion),
+		zap.Int("tools", len(cat.tools)))
+	return cs, nil
+}
+
+// supervise waits for the session to end. An end that nobody asked for (a
+// crash, a lost connection) schedules a reconnect with backoff, so that the
+// server is back, with a fresh catalog, before the next call needs it.
+func (u *upstream) supervise(cs *mcp.ClientSession) {
+	err := cs.Wait()
+	u.mu.Lock()
+	if u.session != cs {
+		u.mu.Unlock()
+		return // replaced or closed on purpose
+	}
+	u.session = nil
+	if u.closed {
+		u.mu.Unlock()
+		return
+	}
+	if err == nil {
+		err = errors.New("session ended")
+	}
+	u.failed(err)
+	delay := time.Until(u.retryAt)
+	u.mu.Unlock()
+	time.AfterFunc(delay, func() {
+		if _, err := u.connected(context.Background()); err != nil {
+			u.logger.Debug("reconnect failed", zap.Error(err))
+		}
+	})
+}
+
+// drop forgets cs after a call found it dead, so that the next call
+// reconnects at once. It reports whether cs was the current session.
+func (u *upstream) drop(cs *mcp.ClientSession) bool {
+	u.mu.Lock()
+	current := u.session == cs
+	if current {
+		u.session = nil
+	}
+	u.mu.Unlock()
+	if current {
+		go cs.Close()
+	}
+	return current
+}
+
+// do runs fn on a live session on behalf of a client session, retrying once
+// on a fresh session when the server had lost ours (a remote restart). The
+// client session is recorded while fn runs, so that requests the server sends
+// back (sampling, elicitation, roots) reach it.
+func (u *upstream) do(ctx context.Context, ss *mcp.ServerSession, fn func(*mcp.ClientSession) error) error {
+	done := u.calls.begin(ctx, ss)
+	defer done()
+	for attempt := 0; ; attempt++ {
+		cs, err := u.connected(ctx)
+		if err != nil {
+			return err
+		}
+		err = fn(cs)
+		if err == nil || attempt > 0 || !sessionLost(err) {
+			return err
+		}
+		u.logger.Info("upstream session lost; reconnecting", zap.Error(err))
+		u.drop(cs)
+	}
+}
+
+// sessionLost reports whether err means the upstream no longer knows our session.
+func sessionLost(err error) bool {
+	return errors.Is(err, mcp.ErrSessionMissing) || errors.Is(err, mcp.ErrConnectionClosed)
+}
+
+// publish installs a new catalog and tells the endpoints that mirror it.
+func (u *upstream) publish(cat *catalog) {
+	u.catalog.Store(cat)
+	u.mu.Lock()
+	watchers := make([]*endpoint, 0, len(u.watchers))
+	for e := range u.watchers {
+		watchers = append(watchers, e)
+	}
+	u.mu.Unlock()
+	for _, e := range watchers {
+		e.refresh()
+	}
+}
+
+func (u *upstream) watch(e *endpoint) {
+	u.mu.Lock()
+	u.watchers[e] = struct{}{}
+	u.mu.Unlock()
+}
+
+func (u *upstream) unwatch(e *endpoint) {
+	u.mu.Lock()
+	delete(u.watchers, e)
+	u.mu.Unlock()
+}
+
+func (u *upstream) forEachWatcher(fn func(*endpoint)) {
+	u.mu.Lock()
+	watchers := make([]*endpoint, 0, len(u.watchers))
+	for e := range u.watchers {
+		watchers = append(watchers, e)
+	}
+	u.mu.Unlock()
+	for _, e := range watchers {
+		fn(e)
+	}
+}
+
+// listCatalog lists everything the server's capabilities say it has.
+func listCatalog(ctx context.Context, cs *mcp.ClientSession) (*catalog, error) {
+	cat := &catalog{init: cs.InitializeResult()}
+	caps := cat.init.Capabilities
+	if caps == nil {
+		caps = &mcp.ServerCapabilities{}
+	}
+	var err error
+	if caps.Tools != nil {
+		if cat.tools, err = collect(cs.Tools(ctx, nil)); err != nil {
+			return nil, fmt.Errorf("tools/list: %w", err)
+		}
+	}
+	if caps.Prompts != nil {
+		if cat.prompts, err = collect(cs.Prompts(ctx, nil)); err != nil {
+			return nil, fmt.Errorf("prompts/list: %w", err)
+		}
+	}
+	if caps.Resources != nil {
+		if cat.resources, err = collect(cs.Resources(ctx, nil)); err != nil {
+			return nil, fmt.Errorf("resources/list: %w", err)
+		}
+		if cat.templates, err = collect(cs.ResourceTemplates(ctx, nil)); err != nil {
+			return nil, fmt.Errorf("resources/templates/list: %w", err)
+		}
+	}
+	return cat, nil
+}
+
+// relist refreshes one part of the catalog after a list_changed notification.
+func (u *upstream) relist(ctx context.Context, cs *mcp.ClientSession, what string) {
+	old := u.catalog.Load()
+	if old == nil {
+		return
+	}
+	next := *old
+	var err error
+	switch what {
+	case "tools":
+		next.tools, err = collect(cs.Tools(ctx, nil))
+	case "prompts":
+		next.prompts, err = collect(cs.Prompts(ctx, nil))
+	case "resources":
+		if next.resources, err = collect(cs.Resources(ctx, nil)); err == nil {
+			next.templates, err = collect(cs.ResourceTemplates(ctx, nil))
+		}
+	}
+	if err != nil {
+		u.logger.Warn("relisting after list_changed failed", zap.String("list", what), zap.Error(err))
+		return
+	}
+	u.publish(&next)
+}
+
+func collect[T any](seq func(func(T, error) bool)) ([]T, error) {
+	var out []T
+	for v, err := range seq {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
