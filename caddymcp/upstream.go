@@ -90,7 +90,8 @@ func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
 		if runtime == "" {
 			runtime = "docker"
 		}
-		t := (&StdioConfig{Command: runtime, Args: argv}).transport(logger)
+		// Env values reach docker through its own environment, never its argv.
+		t := (&StdioConfig{Command: runtime, Args: argv, Env: cfg.Container.Env}).transport(logger)
 		u.transport = func() (mcp.Transport, error) { return t, nil }
 	case cfg.Remote != nil:
 		client := cfg.Remote.httpClient()

@@ -1,0 +1,151 @@
+package tests
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddy-mcp/caddy-mcp/tests/peers"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// conformanceSite runs a gateway with the go-sdk conformance server twice:
+// as a stdio process ("stdio") and over Streamable HTTP ("http").
+func conformanceSite(t *testing.T) (*site, *caddyProc) {
+	t.Helper()
+	bin := peers.GoConformanceServer(t)
+	httpURL := peers.StartGoConformanceHTTP(t)
+	s := newSite(t).handle(gateway(
+		stdioServer("stdio", bin),
+		remoteServer("http", httpURL),
+	))
+	return s, s.start(t)
+}
+
+func TestOneServerEndpointPassesNamesThrough(t *testing.T) {
+	s, _ := conformanceSite(t)
+	for _, name := range []string{"stdio", "http"} {
+		t.Run(name, func(t *testing.T) {
+			cs := connect(t, s.url("/servers/"+name+"/mcp"), h1Client(), nil)
+			if got := cs.InitializeResult().ServerInfo.Name; got != "mcp-conformance-test-server" {
+				t.Errorf("serverInfo.name = %q, want the upstream's", got)
+			}
+			names := toolNames(t, cs)
+			for _, want := range []string{"test_simple_text", "test_tool_with_progress", "test_sampling"} {
+				if !slices.Contains(names, want) {
+					t.Errorf("tools/list lacks %q; got %v", want, names)
+				}
+			}
+			res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "test_simple_text"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := text(res); !strings.Contains(got, "simple text") {
+				t.Errorf("test_simple_text returned %q", got)
+			}
+		})
+	}
+}
+
+func TestAggregateEndpointQualifiesNames(t *testing.T) {
+	s, _ := conformanceSite(t)
+	cs := connect(t, s.url("/mcp"), h2cClient(), nil)
+	names := toolNames(t, cs)
+	for _, want := range []string{"stdio__test_simple_text", "http__test_simple_text"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("aggregate tools/list lacks %q; got %v", want, names)
+		}
+	}
+	for _, name := range []string{"stdio__test_simple_text", "http__test_simple_text"} {
+		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: name})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := text(res); !strings.Contains(got, "simple text") {
+			t.Errorf("%s returned %q", name, got)
+		}
+	}
+	prompts, err := cs.ListPrompts(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var promptNames []string
+	for _, p := range prompts.Prompts {
+		promptNames = append(promptNames, p.Name)
+	}
+	if !slices.Contains(promptNames, "http__test_simple_prompt") {
+		t.Errorf("aggregate prompts/list lacks http__test_simple_prompt; got %v", promptNames)
+	}
+}
+
+func TestProgressAndServerRequestsReachTheCaller(t *testing.T) {
+	s, _ := conformanceSite(t)
+	for _, path := range []string{"/servers/stdio/mcp", "/servers/http/mcp", "/mcp"} {
+		t.Run(path, func(t *testing.T) {
+			prefix := ""
+			if path == "/mcp" {
+				prefix = "http__"
+			}
+			var mu sync.Mutex
+			var progress []float64
+			var sampled, elicited bool
+			cs := connect(t, s.url(path), h1Client(), &mcp.ClientOptions{
+				ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+					mu.Lock()
+					progress = append(progress, req.Params.Progress)
+					mu.Unlock()
+				},
+				CreateMessageHandler: func(_ context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+					sampled = true
+					return &mcp.CreateMessageResult{Model: "test-model", Role: "assistant", Content: &mcp.TextContent{Text: "sampled answer"}}, nil
+				},
+				ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+					elicited = true
+					return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"username": "ada", "email": "ada@example.com"}}, nil
+				},
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+
+			params := &mcp.CallToolParams{Name: prefix + "test_tool_with_progress"}
+			params.SetProgressToken("my-token")
+			if _, err := cs.CallTool(ctx, params); err != nil {
+				t.Fatal(err)
+			}
+			// The last notification may trail the result over HTTP.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				mu.Lock()
+				n := len(progress)
+				mu.Unlock()
+				if n >= 2 || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			mu.Lock()
+			if len(progress) < 2 {
+				t.Errorf("got %d progress notifications, want at least 2: %v", len(progress), progress)
+			}
+			mu.Unlock()
+
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: prefix + "test_sampling", Arguments: map[string]any{"prompt": "hi"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sampled || !strings.Contains(text(res), "sampled answer") {
+				t.Errorf("sampling did not reach the client: sampled=%v result=%q", sampled, text(res))
+			}
+			res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: prefix + "test_elicitation", Arguments: map[string]any{"message": "who?"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !elicited || res.IsError {
+				t.Errorf("elicitation did not reach the client: elicited=%v result=%q", elicited, text(res))
+			}
+		})
+	}
+}
