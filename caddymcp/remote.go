@@ -75,7 +75,7 @@ func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	repl := caddy.NewReplacer()
 	req = req.Clone(req.Context())
 	for name, value := range t.headers {
-		req.Header.Set(name, repl.ReplaceAll(value, ""))
+		req.Header.Set(name, repl.ReplaceKnown(value, ""))
 	}
 	return t.base.RoundTrip(req)
 }

@@ -63,14 +63,14 @@ func (t *processTransport) Connect(ctx context.Context) (mcp.Connection, error) 
 		}
 		command = exe
 	}
-	cmd := exec.Command(repl.ReplaceAll(command, ""))
+	cmd := exec.Command(repl.ReplaceKnown(command, ""))
 	for _, a := range t.args {
-		cmd.Args = append(cmd.Args, repl.ReplaceAll(a, ""))
+		cmd.Args = append(cmd.Args, repl.ReplaceKnown(a, ""))
 	}
 	cmd.Dir = t.dir
 	cmd.Env = os.Environ()
 	for k, v := range t.env {
-		cmd.Env = append(cmd.Env, k+"="+repl.ReplaceAll(v, ""))
+		cmd.Env = append(cmd.Env, k+"="+repl.ReplaceKnown(v, ""))
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, err := cmd.StdinPipe()
@@ -90,7 +90,8 @@ func (t *processTransport) Connect(ctx context.Context) (mcp.Connection, error) 
 	}
 	p := &process{cmd: cmd, stdin: stdin, stdout: stdout, exited: make(chan struct{})}
 	logger := t.logger.With(zap.Int("pid", cmd.Process.Pid))
-	logger.Info("upstream process started", zap.String("command", cmd.Path), zap.Strings("args", cmd.Args[1:]))
+	// Log the args as configured: expanded placeholders may hold secrets.
+	logger.Info("upstream process started", zap.String("command", cmd.Path), zap.Strings("args", t.args))
 	var stderrDone sync.WaitGroup
 	stderrDone.Go(func() { logLines(stderr, logger) })
 	go func() {

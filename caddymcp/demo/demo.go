@@ -184,9 +184,10 @@ type askInput struct {
 }
 
 // ask returns its elicitation as an input request rather than calling
-// ServerSession.Elicit: clients on protocol 2026-07-28 and later reject
-// server-initiated requests and expect this multi round-trip form, and for
-// older clients the SDK turns it into an elicitation/create request itself.
+// ServerSession.Elicit: on protocol 2026-07-28 and later (the SDK's default)
+// a server may not send requests while serving one, and Elicit fails; the
+// client asks the user and retries the call with the answer. For older
+// clients the SDK turns the input request into elicitation/create itself.
 // Either way the handler runs twice: once to ask, once with the answer.
 func ask(_ context.Context, req *mcp.CallToolRequest, in askInput) (*mcp.CallToolResult, any, error) {
 	if resp, ok := req.Params.InputResponses[answerKey]; ok {
