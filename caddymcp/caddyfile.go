@@ -1,6 +1,9 @@
 package caddymcp
 
 import (
+	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -69,10 +72,11 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 		case "allowed_origins":
-			g.AllowedOrigins = append(g.AllowedOrigins, d.RemainingArgs()...)
-			if len(g.AllowedOrigins) == 0 {
+			origins := d.RemainingArgs()
+			if len(origins) == 0 {
 				return d.ArgErr()
 			}
+			g.AllowedOrigins = append(g.AllowedOrigins, origins...)
 		case "max_request_body":
 			var v string
 			if !d.AllArgs(&v) {
@@ -81,6 +85,9 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			size, err := humanize.ParseBytes(v)
 			if err != nil {
 				return d.Errf("max_request_body %q: %v", v, err)
+			}
+			if size > math.MaxInt64 {
+				return d.Errf("max_request_body %q: too large", v)
 			}
 			g.MaxRequestBody = int64(size)
 		case "session_timeout":
@@ -117,7 +124,8 @@ func unmarshalServer(d *caddyfile.Dispenser) (*ServerConfig, error) {
 	container := &ContainerConfig{}
 	remote := &RemoteConfig{}
 	stdio := &StdioConfig{}
-	used := map[string]string{}
+	type placed struct{ opt, where string }
+	var specific []placed // kind-specific options, in file order
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
 		args := d.RemainingArgs()
@@ -222,14 +230,23 @@ func unmarshalServer(d *caddyfile.Dispenser) (*ServerConfig, error) {
 		if err != nil {
 			return nil, err
 		}
-		if kinds, ok := optionKinds[opt]; ok {
-			used[opt] = kinds
+		if _, ok := optionKinds[opt]; ok {
+			specific = append(specific, placed{opt, fmt.Sprintf("%s:%d", d.File(), d.Line())})
 		}
 	}
-	kind := map[bool]string{true: "stdio"}[s.Stdio != nil] + map[bool]string{true: "container"}[s.Container != nil] + map[bool]string{true: "remote"}[s.Remote != nil]
-	for opt, kinds := range used {
-		if kind != "" && !strings.Contains(kinds, kind) {
-			return nil, d.Errf("server %s: option %q does not apply to a %s server (only %s)", s.Name, opt, kind, kinds)
+	var kinds []string
+	for kind, set := range map[string]bool{"stdio": s.Stdio != nil, "container": s.Container != nil, "remote": s.Remote != nil} {
+		if set {
+			kinds = append(kinds, kind)
+		}
+	}
+	if len(kinds) > 1 {
+		slices.Sort(kinds)
+		return nil, d.Errf("server %s: only one of stdio, container or remote may be set, got %s", s.Name, strings.Join(kinds, " and "))
+	}
+	for _, p := range specific {
+		if len(kinds) == 1 && !strings.Contains(optionKinds[p.opt], kinds[0]) {
+			return nil, fmt.Errorf("server %s: option %q does not apply to a %s server (only %s), at %s", s.Name, p.opt, kinds[0], optionKinds[p.opt], p.where)
 		}
 	}
 	if len(env) > 0 {

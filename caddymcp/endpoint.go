@@ -31,13 +31,15 @@ var endpoints = caddy.NewUsagePool()
 // qualified by server). It mirrors its upstreams' catalogs into an MCP server
 // whose handlers forward each request to the upstream that owns it.
 type endpoint struct {
-	key       string
-	aggregate bool
-	members   []*member
-	logger    *zap.Logger
+	key            string
+	aggregate      bool
+	maxRequestBody int64
+	members        []*member
+	logger         *zap.Logger
 
 	server     *mcp.Server
-	streamable *mcp.StreamableHTTPHandler
+	streamable *mcp.StreamableHTTPHandler // sessions (2025-11-25 and older)
+	stateless  *mcp.StreamableHTTPHandler // 2026-07-28 and newer: no sessions
 	sse        *mcp.SSEHandler
 
 	mu        sync.Mutex // serializes refresh
@@ -104,14 +106,15 @@ func releaseEndpoint(key string) { _, _ = endpoints.Delete(key) }
 
 func newEndpoint(key string, aggregate bool, members []*member, opts endpointOptions, logger *zap.Logger) *endpoint {
 	e := &endpoint{
-		key:       key,
-		aggregate: aggregate,
-		members:   members,
-		logger:    logger,
-		tools:     map[string]*mirrored[*mcp.Tool]{},
-		prompts:   map[string]*mirrored[*mcp.Prompt]{},
-		resources: map[string]*mirrored[*mcp.Resource]{},
-		templates: map[string]*mirrored[*mcp.ResourceTemplate]{},
+		key:            key,
+		aggregate:      aggregate,
+		maxRequestBody: opts.MaxRequestBody,
+		members:        members,
+		logger:         logger,
+		tools:          map[string]*mirrored[*mcp.Tool]{},
+		prompts:        map[string]*mirrored[*mcp.Prompt]{},
+		resources:      map[string]*mirrored[*mcp.Resource]{},
+		templates:      map[string]*mirrored[*mcp.ResourceTemplate]{},
 	}
 	e.server = mcp.NewServer(&mcp.Implementation{Name: "caddy-mcp", Version: version()}, &mcp.ServerOptions{
 		Capabilities: &mcp.ServerCapabilities{
@@ -126,10 +129,16 @@ func newEndpoint(key string, aggregate bool, members []*member, opts endpointOpt
 		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
 	})
 	e.server.AddReceivingMiddleware(e.middleware)
+	e.server.AddSendingMiddleware(keepElicitResult)
 	getServer := func(*http.Request) *mcp.Server { return e.server }
 	e.streamable = mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
 		MaxRequestBodyBytes:          opts.MaxRequestBody,
 		SessionTimeout:               opts.SessionTimeout,
+		PropagateRequestCancellation: true,
+	})
+	e.stateless = mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
+		Stateless:                    true,
+		MaxRequestBodyBytes:          opts.MaxRequestBody,
 		PropagateRequestCancellation: true,
 	})
 	e.sse = mcp.NewSSEHandler(getServer, &mcp.SSEOptions{MaxRequestBodyBytes: opts.MaxRequestBody})
@@ -152,17 +161,27 @@ func (e *endpoint) Destruct() error {
 }
 
 // ServeHTTP dispatches to the transport the client speaks: legacy SSE opens
-// with a GET that carries no session id and posts to ?sessionid=; everything
-// else is Streamable HTTP.
+// with a GET that carries no session id and posts to ?sessionid=; requests of
+// protocol 2026-07-28 or newer without a session are stateless; the rest is
+// Streamable HTTP with sessions.
 func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	legacy := (r.Method == http.MethodGet && r.Header.Get("Mcp-Session-Id") == "" && r.Header.Get("MCP-Protocol-Version") == "") ||
-		(r.Method == http.MethodPost && r.URL.Query().Has("sessionid"))
-	if legacy {
-		e.sse.ServeHTTP(w, r)
+	if !admit(w, r, e.maxRequestBody) {
 		return
 	}
-	e.streamable.ServeHTTP(w, r)
+	session, version := r.Header.Get("Mcp-Session-Id"), r.Header.Get("MCP-Protocol-Version")
+	switch {
+	case r.Method == http.MethodGet && session == "" && version == "",
+		r.Method == http.MethodPost && r.URL.Query().Has("sessionid"):
+		e.sse.ServeHTTP(w, r)
+	case session == "" && version >= statelessProtocol:
+		e.stateless.ServeHTTP(w, r)
+	default:
+		e.streamable.ServeHTTP(w, r)
+	}
 }
+
+// statelessProtocol is the first protocol version without sessions.
+const statelessProtocol = "2026-07-28"
 
 // ready connects the members that have no catalog yet, in parallel. It
 // reports the first failure; the aggregate serves whatever is up regardless.
@@ -202,26 +221,43 @@ func (e *endpoint) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			return res, err
 		}
 		res, err := next(ctx, method, req)
-		if init, ok := res.(*mcp.InitializeResult); ok && err == nil && !e.aggregate {
-			if cat := e.members[0].up.catalog.Load(); cat != nil {
-				init.ServerInfo = cat.init.ServerInfo
-				init.Instructions = cat.init.Instructions
-			}
+		if err == nil && !e.aggregate {
+			e.passIdentity(res)
 		}
 		return res, err
 	}
 }
 
-// forwardLevel sets the client's logging level upstream, so that the
-// upstream sends what the client asked for; per-session filtering is the
-// SDK's.
+// passIdentity gives a one-server endpoint's initialize or discover result
+// the upstream's serverInfo and instructions.
+func (e *endpoint) passIdentity(res mcp.Result) {
+	cat := e.members[0].up.catalog.Load()
+	if cat == nil {
+		return
+	}
+	switch r := res.(type) {
+	case *mcp.InitializeResult:
+		r.ServerInfo = cat.init.ServerInfo
+		r.Instructions = cat.init.Instructions
+	case *mcp.DiscoverResult:
+		r.Instructions = cat.init.Instructions
+		if r.Meta == nil {
+			r.Meta = mcp.Meta{}
+		}
+		r.Meta[mcp.MetaKeyServerInfo] = cat.init.ServerInfo
+	}
+}
+
+// forwardLevel turns an upstream's logging on once a client asks for logs.
+// The upstream is shared, so it sends everything (debug) and each client
+// session filters by its own level (ServerSession.Log does).
 func (e *endpoint) forwardLevel(ctx context.Context, req *mcp.ServerRequest[*mcp.SetLoggingLevelParams]) {
 	for _, m := range e.members {
 		err := m.up.do(ctx, req.Session, func(cs *mcp.ClientSession) error {
 			if caps := cs.InitializeResult().Capabilities; caps == nil || caps.Logging == nil {
 				return nil
 			}
-			return cs.SetLoggingLevel(ctx, req.Params)
+			return cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "debug"})
 		})
 		if err != nil {
 			e.logger.Debug("forwarding logging level", zap.String("server", m.cfg.Name), zap.Error(err))
@@ -406,8 +442,10 @@ func (e *endpoint) readResource(m *member) mcp.ResourceHandler {
 }
 
 // relayMeta copies the client's _meta into the upstream params, with the
-// progress token replaced by one unique upstream. The returned func forgets
-// the token once the call is over.
+// progress token replaced by one unique upstream, and without the keys that
+// stateless (2026-07-28) requests use to describe the client's connection to
+// us, which is not ours upstream. The returned func forgets the token once
+// the call is over.
 func (e *endpoint) relayMeta(ctx context.Context, m *member, ss *mcp.ServerSession, meta mcp.Meta, params interface {
 	SetMeta(map[string]any)
 	SetProgressToken(any)
@@ -417,7 +455,9 @@ func (e *endpoint) relayMeta(ctx context.Context, m *member, ss *mcp.ServerSessi
 	}
 	copied := make(map[string]any, len(meta))
 	for k, v := range meta {
-		copied[k] = v
+		if !connectionMeta[k] {
+			copied[k] = v
+		}
 	}
 	params.SetMeta(copied)
 	token, ok := meta["progressToken"]
@@ -427,6 +467,14 @@ func (e *endpoint) relayMeta(ctx context.Context, m *member, ss *mcp.ServerSessi
 	ours, done := m.up.tokens.remap(ctx, ss, token)
 	params.SetProgressToken(ours)
 	return done
+}
+
+// connectionMeta are the _meta keys of a stateless request's connection.
+var connectionMeta = map[string]bool{
+	mcp.MetaKeyProtocolVersion:    true,
+	mcp.MetaKeyClientInfo:         true,
+	mcp.MetaKeyClientCapabilities: true,
+	mcp.MetaKeyLogLevel:           true,
 }
 
 // complete routes completion/complete to the owner of the prompt or resource.
@@ -503,8 +551,8 @@ func (e *endpoint) resourceUpdated(ctx context.Context, params *mcp.ResourceUpda
 	}
 }
 
-// log relays an upstream log message to the endpoint's client sessions; each
-// gets it if its own level lets it through.
+// log relays an upstream log message that came outside any call to the
+// endpoint's client sessions; each gets it if its own level lets it through.
 func (e *endpoint) log(ctx context.Context, params *mcp.LoggingMessageParams) {
 	for ss := range e.server.Sessions() {
 		_ = ss.Log(context.WithoutCancel(ctx), params)
@@ -537,14 +585,34 @@ func (f *ToolFilter) validate() error {
 	return nil
 }
 
-// toRPCError turns an unreachable upstream into a JSON-RPC error naming the
-// server; errors the upstream itself returned pass through unchanged.
+// toRPCError turns an error into the JSON-RPC error the client gets: errors
+// the upstream answered with pass through unchanged; anything else, an
+// unreachable server above all, becomes an internal error whose message
+// names the server and the cause.
 func toRPCError(err error) error {
-	if err == nil {
-		return nil
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
 	}
-	if rpcErr := (*jsonrpc.Error)(nil); errors.As(err, &rpcErr) {
+	if rpcErr, ok := upstreamReply(err); ok {
 		return rpcErr
 	}
 	return &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: err.Error()}
+}
+
+// codeRejectedByTransport is the code the MCP SDK gives its own transport
+// failures: it never comes from the upstream.
+const codeRejectedByTransport = -32005
+
+// upstreamReply returns the JSON-RPC error the upstream answered with, if
+// err is one.
+func upstreamReply(err error) (*jsonrpc.Error, bool) {
+	var unavailable *errUnavailable
+	if errors.As(err, &unavailable) {
+		return nil, false
+	}
+	var rpcErr *jsonrpc.Error
+	if errors.As(err, &rpcErr) && rpcErr.Code != codeRejectedByTransport {
+		return rpcErr, true
+	}
+	return nil, false
 }

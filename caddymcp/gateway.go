@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"go.uber.org/zap"
 )
 
@@ -108,10 +109,8 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 	g.origins = map[string]bool{}
 	for _, o := range g.AllowedOrigins {
-		if o != "*" {
-			if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" {
-				return fmt.Errorf("allowed_origins: %q is not an origin (scheme://host[:port]) or *", o)
-			}
+		if o != "*" && !isOrigin(o) {
+			return fmt.Errorf("allowed_origins: %q is not an origin (scheme://host[:port], nothing after) or *", o)
 		}
 		g.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
 	}
@@ -170,7 +169,7 @@ func (g *Gateway) Cleanup() error {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	e, err := g.route(r.URL.Path)
 	if err != nil {
-		writeRPCError(w, http.StatusNotFound, err.Error())
+		writeRPCError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, err.Error())
 		return nil
 	}
 	if e == nil {
@@ -178,7 +177,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !g.originAllowed(origin, r.Host) {
 		g.logger.Warn("refused origin", zap.String("origin", origin), zap.String("host", r.Host))
-		writeRPCError(w, http.StatusForbidden, fmt.Sprintf("origin %q is not allowed", origin))
+		writeRPCError(w, http.StatusForbidden, jsonrpc.CodeInvalidRequest, fmt.Sprintf("origin %q is not allowed", origin))
 		return nil
 	}
 	e.ServeHTTP(w, r)
@@ -229,15 +228,23 @@ func (g *Gateway) originAllowed(origin, host string) bool {
 	}
 }
 
+// isOrigin reports whether s is a browser origin: a scheme and a host, with
+// no user, path, query or fragment, and no wildcard.
+func isOrigin(s string) bool {
+	u, err := url.Parse(strings.TrimSuffix(s, "/"))
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.User == nil && u.Path == "" && u.RawQuery == "" && u.Fragment == "" && !strings.Contains(u.Host, "*")
+}
+
 // writeRPCError answers an HTTP-level refusal with a JSON-RPC error body, so
 // that MCP clients can show why.
-func writeRPCError(w http.ResponseWriter, status int, msg string) {
+func writeRPCError(w http.ResponseWriter, status, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"jsonrpc": "2.0",
 		"id":      nil,
-		"error":   map[string]any{"code": -32600, "message": msg},
+		"error":   map[string]any{"code": code, "message": msg},
 	})
 }
 

@@ -22,27 +22,14 @@ import (
 // whenever a server has one caller at a time, which is how sampling and
 // elicitation are used in practice.
 
-// clientOptions are the upstream client's handlers, all bound to u.
+// clientOptions are the upstream client's capabilities and notification
+// handlers, all bound to u. Requests are relayed by serverRequests.
 func (u *upstream) clientOptions() *mcp.ClientOptions {
 	return &mcp.ClientOptions{
 		Capabilities: &mcp.ClientCapabilities{
 			RootsV2:     &mcp.RootCapabilities{ListChanged: true},
 			Sampling:    &mcp.SamplingCapabilities{},
 			Elicitation: &mcp.ElicitationCapabilities{Form: &mcp.FormElicitationCapabilities{}, URL: &mcp.URLElicitationCapabilities{}},
-		},
-		CreateMessageHandler: func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-			caller, err := u.calls.latest("sampling/createMessage")
-			if err != nil {
-				return nil, err
-			}
-			return caller.ss.CreateMessage(caller.ctx, req.Params)
-		},
-		ElicitationHandler: func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-			caller, err := u.calls.latest("elicitation/create")
-			if err != nil {
-				return nil, err
-			}
-			return caller.ss.Elicit(caller.ctx, req.Params)
 		},
 		ToolListChangedHandler: func(ctx context.Context, req *mcp.ToolListChangedRequest) {
 			go u.relist(context.WithoutCancel(ctx), req.Session, "tools")
@@ -61,6 +48,12 @@ func (u *upstream) clientOptions() *mcp.ClientOptions {
 			if params.Logger == "" {
 				params.Logger = u.cfg.Name
 			}
+			// A message sent while calls are in flight belongs to a call: it
+			// goes to that caller alone, like the server's requests do.
+			if caller, err := u.calls.latest("notifications/message"); err == nil {
+				_ = caller.ss.Log(caller.ctx, &params)
+				return
+			}
 			u.forEachWatcher(func(e *endpoint) { e.log(ctx, &params) })
 		},
 		ProgressNotificationHandler: func(ctx context.Context, req *mcp.ProgressNotificationClientRequest) {
@@ -77,17 +70,68 @@ func (u *upstream) clientOptions() *mcp.ClientOptions {
 	}
 }
 
-// roots answers an upstream's roots/list with the roots of the calling client.
-func (u *upstream) rootsMiddleware(next mcp.MethodHandler) mcp.MethodHandler {
+// serverRequests forwards what an upstream asks of its client (sampling,
+// elicitation, roots) to the calling client session. It runs before the
+// SDK's own client handlers, which check elicitation schemas more strictly
+// than clients do: the gateway passes requests through and leaves judging
+// them to the two ends.
+func (u *upstream) serverRequests(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-		if method != "roots/list" {
+		switch req.(type) {
+		case *mcp.CreateMessageRequest, *mcp.CreateMessageWithToolsRequest, *mcp.ElicitRequest, *mcp.ListRootsRequest:
+		default:
 			return next(ctx, method, req)
 		}
 		caller, err := u.calls.latest(method)
 		if err != nil {
 			return nil, err
 		}
-		return caller.ss.ListRoots(caller.ctx, &mcp.ListRootsParams{})
+		switch r := req.(type) {
+		case *mcp.CreateMessageRequest:
+			return caller.ss.CreateMessage(caller.ctx, r.Params)
+		case *mcp.CreateMessageWithToolsRequest:
+			return caller.ss.CreateMessageWithTools(caller.ctx, r.Params)
+		case *mcp.ElicitRequest:
+			return elicitUnchecked(caller.ctx, caller.ss, r.Params)
+		default:
+			return caller.ss.ListRoots(caller.ctx, req.(*mcp.ListRootsRequest).Params)
+		}
+	}
+}
+
+// elicitResultKey carries, in the context of an elicitation the gateway
+// relays, where keepElicitResult puts the client's answer as it came.
+type elicitResultKey struct{}
+
+// elicitUnchecked relays an elicitation and returns the client's answer
+// unchanged: ServerSession.Elicit would refuse an answer to a schema that
+// the SDK does not support, even when both ends do.
+func elicitUnchecked(ctx context.Context, ss *mcp.ServerSession, params *mcp.ElicitParams) (*mcp.ElicitResult, error) {
+	var answer *mcp.ElicitResult
+	res, err := ss.Elicit(context.WithValue(ctx, elicitResultKey{}, &answer), params)
+	if err != nil {
+		return nil, err
+	}
+	if answer != nil {
+		return answer, nil
+	}
+	return res, nil
+}
+
+// keepElicitResult is the endpoints' sending middleware behind
+// elicitUnchecked: it keeps the answer aside and hands the SDK a copy
+// without content, which the SDK then has nothing to check in.
+func keepElicitResult(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		answer, relayed := ctx.Value(elicitResultKey{}).(**mcp.ElicitResult)
+		res, err := next(ctx, method, req)
+		if r, ok := res.(*mcp.ElicitResult); ok && relayed && err == nil {
+			*answer = r
+			bare := *r
+			bare.Content = nil
+			return &bare, nil
+		}
+		return res, err
 	}
 }
 

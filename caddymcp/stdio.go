@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -93,7 +94,7 @@ func (t *processTransport) Connect(ctx context.Context) (mcp.Connection, error) 
 	// Log the args as configured: expanded placeholders may hold secrets.
 	logger.Info("upstream process started", zap.String("command", cmd.Path), zap.Strings("args", t.args))
 	var stderrDone sync.WaitGroup
-	stderrDone.Go(func() { logLines(stderr, logger) })
+	stderrDone.Go(func() { logLines(stderr, logger, &p.lastStderr) })
 	go func() {
 		stderrDone.Wait() // Wait closes stderr: read it to the end first
 		p.err = cmd.Wait()
@@ -103,27 +104,64 @@ func (t *processTransport) Connect(ctx context.Context) (mcp.Connection, error) 
 	return (&mcp.IOTransport{Reader: p, Writer: p}).Connect(ctx)
 }
 
-// logLines logs each line a process writes to stderr.
-func logLines(r io.Reader, logger *zap.Logger) {
+// logLines logs each line a process writes to stderr, and keeps the last.
+func logLines(r io.Reader, logger *zap.Logger, last *atomic.Pointer[string]) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 64*1024)
 	for sc.Scan() {
-		logger.Info("upstream stderr", zap.String("line", sc.Text()))
+		line := sc.Text()
+		last.Store(&line)
+		logger.Info("upstream stderr", zap.String("line", line))
 	}
 }
 
 // process is the stdin/stdout of a running command as one ReadWriteCloser.
 type process struct {
-	cmd       *exec.Cmd
-	stdin     io.WriteCloser
-	stdout    io.ReadCloser
-	exited    chan struct{}
-	err       error
-	closeOnce sync.Once
+	cmd        *exec.Cmd
+	stdin      io.WriteCloser
+	stdout     io.ReadCloser
+	exited     chan struct{}
+	err        error
+	lastStderr atomic.Pointer[string]
+	closeOnce  sync.Once
 }
 
-func (p *process) Read(b []byte) (int, error)  { return p.stdout.Read(b) }
-func (p *process) Write(b []byte) (int, error) { return p.stdin.Write(b) }
+// Read reads stdout. At its end, the process has exited or is about to:
+// the error then says how, so that "EOF" is not all a client learns.
+func (p *process) Read(b []byte) (int, error) {
+	n, err := p.stdout.Read(b)
+	if err == io.EOF {
+		if exitErr := p.exitError(); exitErr != nil {
+			return n, exitErr
+		}
+	}
+	return n, err
+}
+
+// exitError describes how the process ended, with its last stderr line; nil
+// if it is still running a second after its pipes broke.
+func (p *process) exitError() error {
+	if !p.waitExit(time.Second) {
+		return nil
+	}
+	msg := "server process exited"
+	if p.err != nil {
+		msg += ": " + p.err.Error()
+	}
+	if last := p.lastStderr.Load(); last != nil {
+		msg += fmt.Sprintf(" (last stderr line: %q)", *last)
+	}
+	return errors.New(msg)
+}
+func (p *process) Write(b []byte) (int, error) {
+	n, err := p.stdin.Write(b)
+	if err != nil {
+		if exitErr := p.exitError(); exitErr != nil {
+			return n, exitErr
+		}
+	}
+	return n, err
+}
 
 // Close closes stdin, then signals the process group until it is gone.
 func (p *process) Close() error {

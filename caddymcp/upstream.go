@@ -100,7 +100,7 @@ func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
 		return nil, fmt.Errorf("server %q: no upstream configured", cfg.Name)
 	}
 	u.client = mcp.NewClient(&mcp.Implementation{Name: "caddy-mcp", Version: version()}, u.clientOptions())
-	u.client.AddReceivingMiddleware(u.rootsMiddleware)
+	u.client.AddReceivingMiddleware(u.serverRequests)
 	return u, nil
 }
 
@@ -242,6 +242,13 @@ func (u *upstream) supervise(cs *mcp.ClientSession) {
 		u.mu.Unlock()
 		return
 	}
+	if errors.Is(err, mcp.ErrSessionMissing) {
+		// The server forgot our session (a remote restart): reconnect on
+		// the next call, at once, as a crash would not.
+		u.mu.Unlock()
+		u.logger.Info("upstream session lost", zap.Error(err))
+		return
+	}
 	if err == nil {
 		err = errors.New("session ended")
 	}
@@ -283,15 +290,22 @@ func (u *upstream) do(ctx context.Context, ss *mcp.ServerSession, fn func(*mcp.C
 			return err
 		}
 		err = fn(cs)
-		if err == nil || attempt > 0 || !sessionLost(err) {
+		if err == nil || ctx.Err() != nil {
 			return err
+		}
+		if _, ok := upstreamReply(err); ok {
+			return err
+		}
+		if attempt > 0 || !sessionLost(err) {
+			return &errUnavailable{server: u.cfg.Name, err: err}
 		}
 		u.logger.Info("upstream session lost; reconnecting", zap.Error(err))
 		u.drop(cs)
 	}
 }
 
-// sessionLost reports whether err means the upstream no longer knows our session.
+// sessionLost reports whether err means our session is gone (the upstream
+// forgot it, or the connection closed) and a new one may well work.
 func sessionLost(err error) bool {
 	return errors.Is(err, mcp.ErrSessionMissing) || errors.Is(err, mcp.ErrConnectionClosed)
 }

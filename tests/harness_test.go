@@ -164,6 +164,10 @@ func waitHTTP(t testing.TB, p *caddyProc, url string) {
 	t.Fatalf("%s did not answer within 60s:\n%s", url, tailLines(p.logs(), 40))
 }
 
+// adminClient talks to Caddy's admin endpoint on a new connection each time:
+// a config load may replace the admin server, closing kept-alive connections.
+var adminClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // load replaces Caddy's config through the admin API, forcing a reload even
 // when the config is unchanged.
 func (p *caddyProc) load(config []byte) error {
@@ -173,7 +177,7 @@ func (p *caddyProc) load(config []byte) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Cache-Control", "must-revalidate")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := adminClient.Do(req)
 	if err != nil {
 		return err
 	}
