@@ -47,6 +47,8 @@ type endpoint struct {
 	prompts   map[string]*mirrored[*mcp.Prompt]
 	resources map[string]*mirrored[*mcp.Resource]
 	templates map[string]*mirrored[*mcp.ResourceTemplate]
+
+	rounds roundTrips
 }
 
 // member is an upstream as one endpoint serves it.
@@ -157,6 +159,7 @@ func (e *endpoint) Destruct() error {
 	for ss := range e.server.Sessions() {
 		ss.Close()
 	}
+	e.rounds.closeAll()
 	return nil
 }
 
@@ -402,43 +405,77 @@ func objectSchema(s any) any {
 func (e *endpoint) callTool(x *mirrored[*mcp.Tool]) mcp.ToolHandler {
 	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		params := &mcp.CallToolParams{Name: x.name, Arguments: req.Params.Arguments}
-		done := e.relayMeta(ctx, x.m, req.Session, req.Params.Meta, params)
-		defer done()
-		var res *mcp.CallToolResult
-		err := x.m.up.do(ctx, req.Session, func(cs *mcp.ClientSession) (err error) {
-			res, err = cs.CallTool(ctx, params)
-			return err
-		})
-		return res, toRPCError(err)
+		res, err := e.forward(ctx, x.m, req.Session, req.Params.Meta, params, req.Params.RequestState, req.Params.InputResponses,
+			func(ctx context.Context, cs *mcp.ClientSession) (mcp.Result, error) { return cs.CallTool(ctx, params) },
+			func(irs mcp.InputRequestMap, state string) mcp.Result {
+				return &mcp.CallToolResult{InputRequests: irs, RequestState: state}
+			})
+		if err != nil {
+			return nil, err
+		}
+		return res.(*mcp.CallToolResult), nil
 	}
 }
 
 func (e *endpoint) getPrompt(x *mirrored[*mcp.Prompt]) mcp.PromptHandler {
 	return func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 		params := &mcp.GetPromptParams{Name: x.name, Arguments: req.Params.Arguments}
-		done := e.relayMeta(ctx, x.m, req.Session, req.Params.Meta, params)
-		defer done()
-		var res *mcp.GetPromptResult
-		err := x.m.up.do(ctx, req.Session, func(cs *mcp.ClientSession) (err error) {
-			res, err = cs.GetPrompt(ctx, params)
-			return err
-		})
-		return res, toRPCError(err)
+		res, err := e.forward(ctx, x.m, req.Session, req.Params.Meta, params, req.Params.RequestState, req.Params.InputResponses,
+			func(ctx context.Context, cs *mcp.ClientSession) (mcp.Result, error) { return cs.GetPrompt(ctx, params) },
+			func(irs mcp.InputRequestMap, state string) mcp.Result {
+				return &mcp.GetPromptResult{InputRequests: irs, RequestState: state}
+			})
+		if err != nil {
+			return nil, err
+		}
+		return res.(*mcp.GetPromptResult), nil
 	}
 }
 
 func (e *endpoint) readResource(m *member) mcp.ResourceHandler {
 	return func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 		params := &mcp.ReadResourceParams{URI: req.Params.URI}
-		done := e.relayMeta(ctx, m, req.Session, req.Params.Meta, params)
+		res, err := e.forward(ctx, m, req.Session, req.Params.Meta, params, req.Params.RequestState, req.Params.InputResponses,
+			func(ctx context.Context, cs *mcp.ClientSession) (mcp.Result, error) {
+				return cs.ReadResource(ctx, params)
+			},
+			func(irs mcp.InputRequestMap, state string) mcp.Result {
+				return &mcp.ReadResourceResult{InputRequests: irs, RequestState: state}
+			})
+		if err != nil {
+			return nil, err
+		}
+		return res.(*mcp.ReadResourceResult), nil
+	}
+}
+
+// forward relays a call to the member's upstream: directly for a client
+// session that can take the server's requests while the call runs, across
+// multi round-trips for one that cannot (see roundtrip.go).
+func (e *endpoint) forward(ctx context.Context, m *member, ss *mcp.ServerSession, meta mcp.Meta, params metaParams,
+	state string, answers mcp.InputResponseMap,
+	call func(context.Context, *mcp.ClientSession) (mcp.Result, error),
+	inputRequired func(mcp.InputRequestMap, string) mcp.Result) (mcp.Result, error) {
+	run := func(ctx context.Context, pending *pendingCall) (mcp.Result, error) {
+		done := e.relayMeta(ctx, m, ss, meta, params)
 		defer done()
-		var res *mcp.ReadResourceResult
-		err := m.up.do(ctx, req.Session, func(cs *mcp.ClientSession) (err error) {
-			res, err = cs.ReadResource(ctx, params)
+		var res mcp.Result
+		err := m.up.doFor(ctx, &caller{ctx: ctx, ss: ss, pending: pending}, func(cs *mcp.ClientSession) (err error) {
+			res, err = call(ctx, cs)
 			return err
 		})
 		return res, toRPCError(err)
 	}
+	if ss == nil || !multiRoundTrip(ss) {
+		return run(ctx, nil)
+	}
+	return e.rounds.relay(ctx, state, answers, run, inputRequired)
+}
+
+// metaParams are upstream request params whose _meta the gateway sets.
+type metaParams interface {
+	SetMeta(map[string]any)
+	SetProgressToken(any)
 }
 
 // relayMeta copies the client's _meta into the upstream params, with the
@@ -446,10 +483,7 @@ func (e *endpoint) readResource(m *member) mcp.ResourceHandler {
 // stateless (2026-07-28) requests use to describe the client's connection to
 // us, which is not ours upstream. The returned func forgets the token once
 // the call is over.
-func (e *endpoint) relayMeta(ctx context.Context, m *member, ss *mcp.ServerSession, meta mcp.Meta, params interface {
-	SetMeta(map[string]any)
-	SetProgressToken(any)
-}) func() {
+func (e *endpoint) relayMeta(ctx context.Context, m *member, ss *mcp.ServerSession, meta mcp.Meta, params metaParams) func() {
 	if len(meta) == 0 {
 		return func() {}
 	}

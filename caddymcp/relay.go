@@ -86,6 +86,9 @@ func (u *upstream) serverRequests(next mcp.MethodHandler) mcp.MethodHandler {
 		if err != nil {
 			return nil, err
 		}
+		if caller.pending != nil {
+			return caller.pending.ask(ctx, inputRequest(req))
+		}
 		switch r := req.(type) {
 		case *mcp.CreateMessageRequest:
 			return caller.ss.CreateMessage(caller.ctx, r.Params)
@@ -97,6 +100,22 @@ func (u *upstream) serverRequests(next mcp.MethodHandler) mcp.MethodHandler {
 			return caller.ss.ListRoots(caller.ctx, req.(*mcp.ListRootsRequest).Params)
 		}
 	}
+}
+
+// inputRequest is a server request as a multi round-trip input request.
+func inputRequest(req mcp.Request) mcp.InputRequest {
+	switch r := req.(type) {
+	case *mcp.CreateMessageRequest:
+		return r.Params
+	case *mcp.CreateMessageWithToolsRequest:
+		return r.Params
+	case *mcp.ElicitRequest:
+		return r.Params
+	}
+	if p := req.(*mcp.ListRootsRequest).Params; p != nil {
+		return p
+	}
+	return &mcp.ListRootsParams{}
 }
 
 // elicitResultKey carries, in the context of an elicitation the gateway
@@ -135,10 +154,12 @@ func keepElicitResult(next mcp.MethodHandler) mcp.MethodHandler {
 	}
 }
 
-// caller is a client session with a call in flight upstream.
+// caller is a client session with a call in flight upstream. For a client
+// on multi round-trip, pending takes the server's requests instead.
 type caller struct {
-	ctx context.Context
-	ss  *mcp.ServerSession
+	ctx     context.Context
+	ss      *mcp.ServerSession
+	pending *pendingCall
 }
 
 // inflight lists the callers of an upstream, oldest first.
@@ -147,11 +168,10 @@ type inflight struct {
 	callers []*caller
 }
 
-func (f *inflight) begin(ctx context.Context, ss *mcp.ServerSession) (end func()) {
-	if ss == nil {
+func (f *inflight) begin(c *caller) (end func()) {
+	if c.ss == nil && c.pending == nil {
 		return func() {}
 	}
-	c := &caller{ctx: ctx, ss: ss}
 	f.mu.Lock()
 	f.callers = append(f.callers, c)
 	f.mu.Unlock()

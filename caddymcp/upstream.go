@@ -282,7 +282,13 @@ func (u *upstream) drop(cs *mcp.ClientSession) bool {
 // client session is recorded while fn runs, so that requests the server sends
 // back (sampling, elicitation, roots) reach it.
 func (u *upstream) do(ctx context.Context, ss *mcp.ServerSession, fn func(*mcp.ClientSession) error) error {
-	done := u.calls.begin(ctx, ss)
+	return u.doFor(ctx, &caller{ctx: ctx, ss: ss}, fn)
+}
+
+// doFor is do for a caller that may take the server's requests as a
+// pending multi round-trip call.
+func (u *upstream) doFor(ctx context.Context, c *caller, fn func(*mcp.ClientSession) error) error {
+	done := u.calls.begin(c)
 	defer done()
 	for attempt := 0; ; attempt++ {
 		cs, err := u.connected(ctx)

@@ -1,0 +1,145 @@
+package caddymcp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// A client on the stateless protocol (2026-07-28) cannot be sent requests
+// while its call runs. It gets them instead as input requests in an "input
+// required" result, and calls again with the answers and the request state
+// it was given (multi round-trip, SEP-2322). Upstreams speak 2025-11-25 and
+// ask in the middle of a call, so the gateway keeps the upstream call running
+// across the client's rounds: a pendingCall, found again by its state.
+
+// pendingTTL is how long a pending call waits for the client to come back.
+const pendingTTL = 5 * time.Minute
+
+// pendingCall is an upstream call whose client is answering a question.
+type pendingCall struct {
+	questions chan *question // asked by the upstream, to pass to the client
+	done      chan struct{}  // closed when the upstream call has returned
+	res       mcp.Result
+	err       error
+	cancel    context.CancelFunc
+
+	mu     sync.Mutex
+	asked  *question // the question the client is answering
+	expiry *time.Timer
+}
+
+// question is one request of the upstream, waiting for the client's answer.
+type question struct {
+	id     string
+	req    mcp.InputRequest
+	answer chan mcp.InputResponse
+}
+
+// ask passes an upstream request to the client and waits for its answer.
+func (p *pendingCall) ask(ctx context.Context, req mcp.InputRequest) (mcp.Result, error) {
+	q := &question{id: randomID(), req: req, answer: make(chan mcp.InputResponse, 1)}
+	select {
+	case p.questions <- q:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case a := <-q.answer:
+		if r, ok := a.(mcp.Result); ok {
+			return r, nil
+		}
+		return nil, fmt.Errorf("the client's answer is a %T, not a result", a)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// roundTrips are the pending calls of an endpoint, by request state.
+type roundTrips struct{ calls sync.Map }
+
+// relay runs call upstream for a client that speaks multi round-trip. A
+// first round (no state) starts the call; a later one hands the client's
+// answer to the question it was asked. Either way it returns the call's
+// result, or the next question as an input-required result made by ask.
+func (rt *roundTrips) relay(ctx context.Context, state string, answers mcp.InputResponseMap,
+	start func(ctx context.Context, p *pendingCall) (mcp.Result, error),
+	inputRequired func(mcp.InputRequestMap, string) mcp.Result) (mcp.Result, error) {
+	var p *pendingCall
+	if state == "" {
+		callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		p = &pendingCall{questions: make(chan *question), done: make(chan struct{}), cancel: cancel}
+		go func() {
+			defer close(p.done)
+			defer cancel()
+			p.res, p.err = start(callCtx, p)
+		}()
+	} else {
+		v, ok := rt.calls.LoadAndDelete(state)
+		if !ok {
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "unknown or expired requestState"}
+		}
+		p = v.(*pendingCall)
+		p.mu.Lock()
+		p.expiry.Stop()
+		q := p.asked
+		p.asked = nil
+		p.mu.Unlock()
+		a, ok := answers[q.id]
+		if !ok {
+			p.cancel()
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("inputResponses lacks the answer to %q", q.id)}
+		}
+		q.answer <- a
+	}
+	select {
+	case q := <-p.questions:
+		next := randomID()
+		p.mu.Lock()
+		p.asked = q
+		p.expiry = time.AfterFunc(pendingTTL, func() {
+			if _, ok := rt.calls.LoadAndDelete(next); ok {
+				p.cancel()
+			}
+		})
+		p.mu.Unlock()
+		rt.calls.Store(next, p)
+		return inputRequired(mcp.InputRequestMap{q.id: q.req}, next), nil
+	case <-p.done:
+		return p.res, p.err
+	case <-ctx.Done():
+		p.cancel()
+		return nil, ctx.Err()
+	}
+}
+
+// closeAll cancels every pending call.
+func (rt *roundTrips) closeAll() {
+	rt.calls.Range(func(k, v any) bool {
+		rt.calls.Delete(k)
+		v.(*pendingCall).cancel()
+		return true
+	})
+}
+
+// multiRoundTrip reports whether a client session takes server requests as
+// input-required results: clients of protocol 2026-07-28 and newer, whose
+// requests carry no session (the SDK's own rule).
+func multiRoundTrip(ss *mcp.ServerSession) bool {
+	p := ss.InitializeParams()
+	return p == nil || p.ProtocolVersion >= statelessProtocol
+}
+
+// randomID returns 128 random bits in hex: request states must not be
+// guessable, since they are all a client shows to resume a call.
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
