@@ -81,71 +81,81 @@ func TestAggregateEndpointQualifiesNames(t *testing.T) {
 	}
 }
 
+// TestProgressAndServerRequestsReachTheCaller covers both ways a server's
+// requests reach a client: sent while the call runs (2025-11-25 sessions),
+// and as input-required results of a multi round-trip (2026-07-28).
 func TestProgressAndServerRequestsReachTheCaller(t *testing.T) {
 	s, _ := conformanceSite(t)
-	for _, path := range []string{"/servers/stdio/mcp", "/servers/http/mcp", "/mcp"} {
-		t.Run(path, func(t *testing.T) {
-			prefix := ""
-			if path == "/mcp" {
-				prefix = "http__"
-			}
-			var mu sync.Mutex
-			var progress []float64
-			var sampled, elicited bool
-			cs := connect(t, s.url(path), h1Client(), &mcp.ClientOptions{
-				ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
-					mu.Lock()
-					progress = append(progress, req.Params.Progress)
-					mu.Unlock()
-				},
-				CreateMessageHandler: func(_ context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-					sampled = true
-					return &mcp.CreateMessageResult{Model: "test-model", Role: "assistant", Content: &mcp.TextContent{Text: "sampled answer"}}, nil
-				},
-				ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-					elicited = true
-					return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"username": "ada", "email": "ada@example.com"}}, nil
-				},
-			})
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
+	for _, version := range []string{"2025-11-25", "2026-07-28"} {
+		for _, path := range []string{"/servers/stdio/mcp", "/servers/http/mcp", "/mcp"} {
+			t.Run(version+path, func(t *testing.T) { testServerRequests(t, s.url(path), path == "/mcp", version) })
+		}
+	}
+}
 
-			params := &mcp.CallToolParams{Name: prefix + "test_tool_with_progress"}
-			params.SetProgressToken("my-token")
-			if _, err := cs.CallTool(ctx, params); err != nil {
-				t.Fatal(err)
-			}
-			// The last notification may trail the result over HTTP.
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				mu.Lock()
-				n := len(progress)
-				mu.Unlock()
-				if n >= 2 || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+func testServerRequests(t *testing.T, url string, aggregate bool, version string) {
+	prefix := ""
+	if aggregate {
+		prefix = "http__"
+	}
+	var mu sync.Mutex
+	var progress []float64
+	var sampled, elicited bool
+	cs := connectVersion(t, url, h1Client(), &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
 			mu.Lock()
-			if len(progress) < 2 {
-				t.Errorf("got %d progress notifications, want at least 2: %v", len(progress), progress)
-			}
+			progress = append(progress, req.Params.Progress)
 			mu.Unlock()
+		},
+		CreateMessageHandler: func(_ context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			sampled = true
+			return &mcp.CreateMessageResult{Model: "test-model", Role: "assistant", Content: &mcp.TextContent{Text: "sampled answer"}}, nil
+		},
+		ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			elicited = true
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"username": "ada", "email": "ada@example.com"}}, nil
+		},
+	}, version)
+	if got := cs.InitializeResult().ProtocolVersion; got != version {
+		t.Fatalf("negotiated protocol %s, want %s", got, version)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 
-			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: prefix + "test_sampling", Arguments: map[string]any{"prompt": "hi"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !sampled || !strings.Contains(text(res), "sampled answer") {
-				t.Errorf("sampling did not reach the client: sampled=%v result=%q", sampled, text(res))
-			}
-			res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: prefix + "test_elicitation", Arguments: map[string]any{"message": "who?"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !elicited || res.IsError {
-				t.Errorf("elicitation did not reach the client: elicited=%v result=%q", elicited, text(res))
-			}
-		})
+	params := &mcp.CallToolParams{Name: prefix + "test_tool_with_progress"}
+	params.SetProgressToken("my-token")
+	if _, err := cs.CallTool(ctx, params); err != nil {
+		t.Fatal(err)
+	}
+	// The last notification may trail the result over HTTP.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(progress)
+		mu.Unlock()
+		if n >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	if len(progress) < 2 {
+		t.Errorf("got %d progress notifications, want at least 2: %v", len(progress), progress)
+	}
+	mu.Unlock()
+
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: prefix + "test_sampling", Arguments: map[string]any{"prompt": "hi"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sampled || !strings.Contains(text(res), "sampled answer") {
+		t.Errorf("sampling did not reach the client: sampled=%v result=%q", sampled, text(res))
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: prefix + "test_elicitation", Arguments: map[string]any{"message": "who?"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !elicited || res.IsError {
+		t.Errorf("elicitation did not reach the client: elicited=%v result=%q", elicited, text(res))
 	}
 }

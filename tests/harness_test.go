@@ -270,13 +270,21 @@ func h1Client() *http.Client {
 	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 }
 
-// connect opens an MCP client session to url.
+// connect opens an MCP client session to url, on the SDK's newest protocol.
 func connect(t testing.TB, url string, client *http.Client, opts *mcp.ClientOptions) *mcp.ClientSession {
+	t.Helper()
+	return connectVersion(t, url, client, opts, "")
+}
+
+// connectVersion opens an MCP client session to url asking for a protocol
+// version ("" for the SDK's newest).
+func connectVersion(t testing.TB, url string, client *http.Client, opts *mcp.ClientOptions, version string) *mcp.ClientSession {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := mcp.NewClient(&mcp.Implementation{Name: "caddy-mcp-test", Version: "0"}, opts)
-	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: client, MaxRetries: -1}, nil)
+	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: client, MaxRetries: -1},
+		&mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
 		t.Fatalf("connecting to %s: %v", url, err)
 	}
