@@ -159,3 +159,19 @@ func testServerRequests(t *testing.T, url string, aggregate bool, version string
 		t.Errorf("elicitation did not reach the client: elicited=%v result=%q", elicited, text(res))
 	}
 }
+
+// TestUnknownRequestStateIsRefused checks that a stateless client cannot
+// resume a multi round-trip call with a state the gateway did not give out.
+func TestUnknownRequestStateIsRefused(t *testing.T) {
+	s, _ := conformanceSite(t)
+	cs := connectVersion(t, s.url("/servers/http/mcp"), h1Client(), nil, "2026-07-28")
+	_, err := cs.CallTool(context.Background(), &mcp.CallToolParams{
+		Name:           "test_elicitation",
+		Arguments:      map[string]any{"message": "who?"},
+		RequestState:   "made-up",
+		InputResponses: mcp.InputResponseMap{"x": &mcp.ElicitResult{Action: "decline"}},
+	})
+	if err == nil || !strings.Contains(err.Error(), "unknown or expired requestState") {
+		t.Fatalf("resuming with a made-up requestState: err = %v, want it refused", err)
+	}
+}
