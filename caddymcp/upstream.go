@@ -319,15 +319,7 @@ func sessionLost(err error) bool {
 // publish installs a new catalog and tells the endpoints that mirror it.
 func (u *upstream) publish(cat *catalog) {
 	u.catalog.Store(cat)
-	u.mu.Lock()
-	watchers := make([]*endpoint, 0, len(u.watchers))
-	for e := range u.watchers {
-		watchers = append(watchers, e)
-	}
-	u.mu.Unlock()
-	for _, e := range watchers {
-		e.refresh()
-	}
+	u.forEachWatcher((*endpoint).refresh)
 }
 
 func (u *upstream) watch(e *endpoint) {
@@ -342,6 +334,7 @@ func (u *upstream) unwatch(e *endpoint) {
 	u.mu.Unlock()
 }
 
+// forEachWatcher calls fn for each endpoint that mirrors u, outside u.mu.
 func (u *upstream) forEachWatcher(fn func(*endpoint)) {
 	u.mu.Lock()
 	watchers := make([]*endpoint, 0, len(u.watchers))

@@ -1091,21 +1091,28 @@ func (f *ptFixture) testLegacySSE(t *testing.T) {
 			if v := cs.InitializeResult().ProtocolVersion; v != "2024-11-05" {
 				t.Errorf("negotiated protocol %q, want 2024-11-05", v)
 			}
-			tool, args, want := "test_simple_text", map[string]any(nil), "This is a simple text response for testing."
-			if r.upstream == "demo" {
-				tool, args, want = "echo", map[string]any{"text": "over sse"}, "over sse"
-			}
-			if names := toolNames(t, cs); !slices.Contains(names, r.prefix+tool) {
-				t.Errorf("tools/list over SSE lacks %q: %v", r.prefix+tool, names)
-			}
-			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: r.prefix + tool, Arguments: args})
-			if err != nil {
-				t.Fatalf("tools/call over SSE: %v", err)
-			}
-			if text(res) != want {
-				t.Errorf("tools/call over SSE returned %q, want %q", text(res), want)
-			}
+			f.listAndCall(t, ctx, cs, r, "over sse")
 		})
+	}
+}
+
+// listAndCall lists the route's tools and calls its simplest one (the
+// demo's echo with text, or test_simple_text).
+func (f *ptFixture) listAndCall(t *testing.T, ctx context.Context, cs *mcp.ClientSession, r ptRoute, echo string) {
+	t.Helper()
+	tool, args, want := "test_simple_text", map[string]any(nil), "This is a simple text response for testing."
+	if r.upstream == "demo" {
+		tool, args, want = "echo", map[string]any{"text": echo}, echo
+	}
+	if names := toolNames(t, cs); !slices.Contains(names, r.prefix+tool) {
+		t.Errorf("tools/list lacks %q: %v", r.prefix+tool, names)
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: r.prefix + tool, Arguments: args})
+	if err != nil {
+		t.Fatalf("tools/call: %v", err)
+	}
+	if got := text(res); got != want {
+		t.Errorf("tools/call returned %q, want %q", got, want)
 	}
 }
 
@@ -1126,20 +1133,7 @@ func (f *ptFixture) testStateless(t *testing.T) {
 			if v := cs.InitializeResult().ProtocolVersion; v != "2026-07-28" {
 				t.Errorf("negotiated protocol %q, want 2026-07-28 (stateless): the gateway does not serve the 2026-07-28 protocol", v)
 			}
-			tool, args, want := "test_simple_text", map[string]any(nil), "This is a simple text response for testing."
-			if r.upstream == "demo" {
-				tool, args, want = "echo", map[string]any{"text": "stateless"}, "stateless"
-			}
-			if names := toolNames(t, cs); !slices.Contains(names, r.prefix+tool) {
-				t.Errorf("tools/list lacks %q: %v", r.prefix+tool, names)
-			}
-			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: r.prefix + tool, Arguments: args})
-			if err != nil {
-				t.Fatalf("tools/call: %v", err)
-			}
-			if text(res) != want {
-				t.Errorf("tools/call returned %q, want %q", text(res), want)
-			}
+			f.listAndCall(t, ctx, cs, r, "stateless")
 		})
 	}
 }

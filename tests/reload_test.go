@@ -268,6 +268,19 @@ func TestReloadsLoseNothing(t *testing.T) {
 		{name: "reverse_proxy h1", paths: []string{"/rp/mcp"}, client: h1Client()},
 	}
 	gwH2C, gwH1, rpH1 := variants[0], variants[1], variants[3]
+	longClients := []*http.Client{h2cClient(), h1Client()}
+	// After the sessions are closed (cleanups run last-registered first),
+	// close the connections the clients keep: a connection a client dialed
+	// but never used would hold Caddy's shutdown for 5 s (net/http treats a
+	// new connection as busy until it has been silent that long).
+	t.Cleanup(func() {
+		for _, v := range variants {
+			v.client.CloseIdleConnections()
+		}
+		for _, c := range longClients {
+			c.CloseIdleConnections()
+		}
+	})
 
 	type session struct {
 		v    *reloadVariant
@@ -316,7 +329,7 @@ func TestReloadsLoseNothing(t *testing.T) {
 	for _, lv := range []struct {
 		name   string
 		client *http.Client
-	}{{"slow call over h2c", h2cClient()}, {"slow call over h1", h1Client()}} {
+	}{{"slow call over h2c", longClients[0]}, {"slow call over h1", longClients[1]}} {
 		lc := &longCall{name: lv.name}
 		longCalls = append(longCalls, lc)
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
