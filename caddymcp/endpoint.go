@@ -579,17 +579,20 @@ func (e *endpoint) ownerOf(uri string) *member {
 	return best
 }
 
-func (e *endpoint) resourceUpdated(ctx context.Context, params *mcp.ResourceUpdatedNotificationParams) {
-	if err := e.server.ResourceUpdated(context.WithoutCancel(ctx), params); err != nil {
+// resourceUpdated tells the subscribed client sessions. Like log, it sends
+// with a fresh context: the upstream's carries values of the upstream
+// connection, which the SDK would read as if they were the client's.
+func (e *endpoint) resourceUpdated(params *mcp.ResourceUpdatedNotificationParams) {
+	if err := e.server.ResourceUpdated(context.Background(), params); err != nil {
 		e.logger.Debug("relaying resource update", zap.Error(err))
 	}
 }
 
 // log relays an upstream log message that came outside any call to the
 // endpoint's client sessions; each gets it if its own level lets it through.
-func (e *endpoint) log(ctx context.Context, params *mcp.LoggingMessageParams) {
+func (e *endpoint) log(params *mcp.LoggingMessageParams) {
 	for ss := range e.server.Sessions() {
-		_ = ss.Log(context.WithoutCancel(ctx), params)
+		_ = ss.Log(context.Background(), params)
 	}
 }
 

@@ -32,16 +32,16 @@ func (u *upstream) clientOptions() *mcp.ClientOptions {
 			Elicitation: &mcp.ElicitationCapabilities{Form: &mcp.FormElicitationCapabilities{}, URL: &mcp.URLElicitationCapabilities{}},
 		},
 		ToolListChangedHandler: func(ctx context.Context, req *mcp.ToolListChangedRequest) {
-			go u.relist(context.WithoutCancel(ctx), req.Session, "tools")
+			go u.relist(req.Session, "tools")
 		},
 		PromptListChangedHandler: func(ctx context.Context, req *mcp.PromptListChangedRequest) {
-			go u.relist(context.WithoutCancel(ctx), req.Session, "prompts")
+			go u.relist(req.Session, "prompts")
 		},
 		ResourceListChangedHandler: func(ctx context.Context, req *mcp.ResourceListChangedRequest) {
-			go u.relist(context.WithoutCancel(ctx), req.Session, "resources")
+			go u.relist(req.Session, "resources")
 		},
 		ResourceUpdatedHandler: func(ctx context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
-			u.forEachWatcher(func(e *endpoint) { e.resourceUpdated(ctx, req.Params) })
+			u.forEachWatcher(func(e *endpoint) { e.resourceUpdated(req.Params) })
 		},
 		LoggingMessageHandler: func(ctx context.Context, req *mcp.LoggingMessageRequest) {
 			params := *req.Params
@@ -50,11 +50,16 @@ func (u *upstream) clientOptions() *mcp.ClientOptions {
 			}
 			// A message sent while calls are in flight belongs to a call: it
 			// goes to that caller alone, like the server's requests do.
+			// The SDK hands us a call's result before the notifications that
+			// preceded it: when the call's stream has closed meanwhile, the
+			// message goes on the session's own stream instead.
 			if caller, err := u.calls.latest("notifications/message"); err == nil {
-				_ = caller.ss.Log(caller.ctx, &params)
+				if err := caller.ss.Log(caller.ctx, &params); err != nil {
+					_ = caller.ss.Log(context.Background(), &params)
+				}
 				return
 			}
-			u.forEachWatcher(func(e *endpoint) { e.log(ctx, &params) })
+			u.forEachWatcher(func(e *endpoint) { e.log(&params) })
 		},
 		ProgressNotificationHandler: func(ctx context.Context, req *mcp.ProgressNotificationClientRequest) {
 			target, ok := u.tokens.lookup(req.Params.ProgressToken)

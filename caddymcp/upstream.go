@@ -377,7 +377,9 @@ func listCatalog(ctx context.Context, cs *mcp.ClientSession) (*catalog, error) {
 }
 
 // relist refreshes one part of the catalog after a list_changed notification.
-func (u *upstream) relist(ctx context.Context, cs *mcp.ClientSession, what string) {
+func (u *upstream) relist(cs *mcp.ClientSession, what string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	old := u.catalog.Load()
 	if old == nil {
 		return
