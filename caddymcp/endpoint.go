@@ -35,6 +35,7 @@ type endpoint struct {
 	aggregate      bool
 	maxRequestBody int64
 	members        []*member
+	logs           *logRelay
 	logger         *zap.Logger
 
 	server     *mcp.Server
@@ -95,19 +96,25 @@ func endpointKey(aggregate bool, members []*member, opts endpointOptions) string
 // I/O) if new. Each call must be paired with a releaseEndpoint of the key.
 func loadEndpoint(aggregate bool, members []*member, opts endpointOptions, logger *zap.Logger) (*endpoint, error) {
 	key := endpointKey(aggregate, members, opts)
-	v, _, err := endpoints.LoadOrNew(key, func() (caddy.Destructor, error) {
+	v, loaded, err := endpoints.LoadOrNew(key, func() (caddy.Destructor, error) {
 		return newEndpoint(key, aggregate, members, opts, logger), nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return v.(*endpoint), nil
+	e := v.(*endpoint)
+	if loaded {
+		e.logs.set(logger)
+	}
+	return e, nil
 }
 
 func releaseEndpoint(key string) { _, _ = endpoints.Delete(key) }
 
 func newEndpoint(key string, aggregate bool, members []*member, opts endpointOptions, logger *zap.Logger) *endpoint {
+	logs, logger := newLogRelay(logger)
 	e := &endpoint{
+		logs:           logs,
 		key:            key,
 		aggregate:      aggregate,
 		maxRequestBody: opts.MaxRequestBody,

@@ -34,6 +34,7 @@ const (
 // and resources, and reconnects with backoff when the server goes away.
 type upstream struct {
 	cfg       *ServerConfig
+	logs      *logRelay
 	logger    *zap.Logger
 	transport func() (mcp.Transport, error)
 	client    *mcp.Client
@@ -64,19 +65,25 @@ type catalog struct {
 // loadUpstream returns the pooled upstream for cfg, creating it (without any
 // I/O) if this is its first user. Each call must be paired with releaseUpstream.
 func loadUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
-	v, _, err := upstreams.LoadOrNew(cfg.key(), func() (caddy.Destructor, error) {
-		return newUpstream(cfg, logger.With(zap.String("server", cfg.Name)))
+	v, loaded, err := upstreams.LoadOrNew(cfg.key(), func() (caddy.Destructor, error) {
+		return newUpstream(cfg, logger)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return v.(*upstream), nil
+	u := v.(*upstream)
+	if loaded {
+		u.logs.set(logger)
+	}
+	return u, nil
 }
 
 func releaseUpstream(cfg *ServerConfig) { _, _ = upstreams.Delete(cfg.key()) }
 
 func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
-	u := &upstream{cfg: cfg, logger: logger, watchers: map[*endpoint]struct{}{}}
+	logs, logger := newLogRelay(logger)
+	logger = logger.With(zap.String("server", cfg.Name))
+	u := &upstream{cfg: cfg, logs: logs, logger: logger, watchers: map[*endpoint]struct{}{}}
 	switch {
 	case cfg.Stdio != nil:
 		t := cfg.Stdio.transport(logger)
