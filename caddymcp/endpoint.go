@@ -412,54 +412,43 @@ func objectSchema(s any) any {
 func (e *endpoint) callTool(x *mirrored[*mcp.Tool]) mcp.ToolHandler {
 	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		params := &mcp.CallToolParams{Name: x.name, Arguments: req.Params.Arguments}
-		res, err := e.forward(ctx, x.m, req.Session, req.Params.Meta, params, req.Params.RequestState, req.Params.InputResponses,
+		return as[*mcp.CallToolResult](e.forward(ctx, "tools/call "+req.Params.Name, x.m, req.Session, req.Params.Meta, params, req.Params.RequestState, req.Params.InputResponses,
 			func(ctx context.Context, cs *mcp.ClientSession) (mcp.Result, error) { return cs.CallTool(ctx, params) },
 			func(irs mcp.InputRequestMap, state string) mcp.Result {
 				return &mcp.CallToolResult{InputRequests: irs, RequestState: state}
-			})
-		if err != nil {
-			return nil, err
-		}
-		return res.(*mcp.CallToolResult), nil
+			}))
 	}
 }
 
 func (e *endpoint) getPrompt(x *mirrored[*mcp.Prompt]) mcp.PromptHandler {
 	return func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 		params := &mcp.GetPromptParams{Name: x.name, Arguments: req.Params.Arguments}
-		res, err := e.forward(ctx, x.m, req.Session, req.Params.Meta, params, req.Params.RequestState, req.Params.InputResponses,
+		return as[*mcp.GetPromptResult](e.forward(ctx, "prompts/get "+req.Params.Name, x.m, req.Session, req.Params.Meta, params, req.Params.RequestState, req.Params.InputResponses,
 			func(ctx context.Context, cs *mcp.ClientSession) (mcp.Result, error) { return cs.GetPrompt(ctx, params) },
 			func(irs mcp.InputRequestMap, state string) mcp.Result {
 				return &mcp.GetPromptResult{InputRequests: irs, RequestState: state}
-			})
-		if err != nil {
-			return nil, err
-		}
-		return res.(*mcp.GetPromptResult), nil
+			}))
 	}
 }
 
 func (e *endpoint) readResource(m *member) mcp.ResourceHandler {
 	return func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 		params := &mcp.ReadResourceParams{URI: req.Params.URI}
-		res, err := e.forward(ctx, m, req.Session, req.Params.Meta, params, req.Params.RequestState, req.Params.InputResponses,
+		return as[*mcp.ReadResourceResult](e.forward(ctx, "resources/read "+req.Params.URI, m, req.Session, req.Params.Meta, params, req.Params.RequestState, req.Params.InputResponses,
 			func(ctx context.Context, cs *mcp.ClientSession) (mcp.Result, error) {
 				return cs.ReadResource(ctx, params)
 			},
 			func(irs mcp.InputRequestMap, state string) mcp.Result {
 				return &mcp.ReadResourceResult{InputRequests: irs, RequestState: state}
-			})
-		if err != nil {
-			return nil, err
-		}
-		return res.(*mcp.ReadResourceResult), nil
+			}))
 	}
 }
 
 // forward relays a call to the member's upstream: directly for a client
 // session that can take the server's requests while the call runs, across
-// multi round-trips for one that cannot (see roundtrip.go).
-func (e *endpoint) forward(ctx context.Context, m *member, ss *mcp.ServerSession, meta mcp.Meta, params metaParams,
+// multi round-trips for one that cannot (see roundtrip.go). target names the
+// request (method and tool, prompt or URI) that a request state may resume.
+func (e *endpoint) forward(ctx context.Context, target string, m *member, ss *mcp.ServerSession, meta mcp.Meta, params metaParams,
 	state string, answers mcp.InputResponseMap,
 	call func(context.Context, *mcp.ClientSession) (mcp.Result, error),
 	inputRequired func(mcp.InputRequestMap, string) mcp.Result) (mcp.Result, error) {
@@ -476,7 +465,20 @@ func (e *endpoint) forward(ctx context.Context, m *member, ss *mcp.ServerSession
 	if ss == nil || !multiRoundTrip(ss) {
 		return run(ctx, nil)
 	}
-	return e.rounds.relay(ctx, state, answers, run, inputRequired)
+	return e.rounds.relay(ctx, target, state, answers, run, inputRequired)
+}
+
+// as gives a relayed result the type its handler returns.
+func as[R mcp.Result](res mcp.Result, err error) (R, error) {
+	var zero R
+	if err != nil {
+		return zero, err
+	}
+	r, ok := res.(R)
+	if !ok {
+		return zero, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: fmt.Sprintf("relayed result is a %T, not a %T", res, zero)}
+	}
+	return r, nil
 }
 
 // metaParams are upstream request params whose _meta the gateway sets.

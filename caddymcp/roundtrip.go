@@ -24,6 +24,7 @@ const pendingTTL = 5 * time.Minute
 
 // pendingCall is an upstream call whose client is answering a question.
 type pendingCall struct {
+	target    string         // the request it answers, which alone may resume it
 	questions chan *question // asked by the upstream, to pass to the client
 	done      chan struct{}  // closed when the upstream call has returned
 	res       mcp.Result
@@ -68,21 +69,25 @@ type roundTrips struct{ calls sync.Map }
 // first round (no state) starts the call; a later one hands the client's
 // answer to the question it was asked. Either way it returns the call's
 // result, or the next question as an input-required result made by ask.
-func (rt *roundTrips) relay(ctx context.Context, state string, answers mcp.InputResponseMap,
+func (rt *roundTrips) relay(ctx context.Context, target, state string, answers mcp.InputResponseMap,
 	start func(ctx context.Context, p *pendingCall) (mcp.Result, error),
 	inputRequired func(mcp.InputRequestMap, string) mcp.Result) (mcp.Result, error) {
 	var p *pendingCall
 	if state == "" {
 		callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		p = &pendingCall{questions: make(chan *question), done: make(chan struct{}), cancel: cancel}
+		p = &pendingCall{target: target, questions: make(chan *question), done: make(chan struct{}), cancel: cancel}
 		go func() {
 			defer close(p.done)
 			defer cancel()
 			p.res, p.err = start(callCtx, p)
 		}()
 	} else {
-		v, ok := rt.calls.LoadAndDelete(state)
-		if !ok {
+		v, ok := rt.calls.Load(state)
+		if ok && v.(*pendingCall).target != target {
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf(
+				"requestState belongs to another request (%s), not %s", v.(*pendingCall).target, target)}
+		}
+		if v, ok = rt.calls.LoadAndDelete(state); !ok {
 			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "unknown or expired requestState"}
 		}
 		p = v.(*pendingCall)

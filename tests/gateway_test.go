@@ -175,3 +175,45 @@ func TestUnknownRequestStateIsRefused(t *testing.T) {
 		t.Fatalf("resuming with a made-up requestState: err = %v, want it refused", err)
 	}
 }
+
+// TestRequestStateResumesOnlyItsOwnRequest: a request state given out for one
+// tool call cannot resume another request. Resuming a tools/call state with
+// prompts/get once crashed Caddy (the result's type did not match).
+func TestRequestStateResumesOnlyItsOwnRequest(t *testing.T) {
+	s, _ := conformanceSite(t)
+	opts := &mcp.ClientOptions{MultiRoundTrip: &mcp.MultiRoundTripOptions{Disabled: true}}
+	cs := connectVersion(t, s.url("/servers/http/mcp"), h1Client(), opts, "2026-07-28")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "test_elicitation", Arguments: map[string]any{"message": "who?"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.NeedsInput() || res.RequestState == "" || len(res.InputRequests) != 1 {
+		t.Fatalf("test_elicitation for a stateless client: want one input request and a state, got %+v", res)
+	}
+	answers := mcp.InputResponseMap{}
+	for id := range res.InputRequests {
+		answers[id] = &mcp.ElicitResult{Action: "accept", Content: map[string]any{"username": "ada", "email": "ada@example.com"}}
+	}
+
+	_, err = cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "test_simple_prompt", RequestState: res.RequestState, InputResponses: answers})
+	if err == nil || !strings.Contains(err.Error(), "requestState belongs to another request") {
+		t.Fatalf("prompts/get with a tools/call state: err = %v, want it refused", err)
+	}
+	_, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "test_simple_text", RequestState: res.RequestState, InputResponses: answers})
+	if err == nil || !strings.Contains(err.Error(), "requestState belongs to another request") {
+		t.Fatalf("another tool with the state: err = %v, want it refused", err)
+	}
+
+	// The state still resumes its own call, which then completes.
+	final, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "test_elicitation", Arguments: map[string]any{"message": "who?"},
+		RequestState: res.RequestState, InputResponses: answers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.NeedsInput() || final.IsError {
+		t.Errorf("resumed call: want its final result, got %+v", final)
+	}
+}
