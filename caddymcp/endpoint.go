@@ -193,9 +193,18 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // statelessProtocol is the first protocol version without sessions.
 const statelessProtocol = "2026-07-28"
 
+// aggregateWait bounds how long the aggregate waits for members that are
+// still connecting: it serves the others meanwhile, and the connects go on.
+const aggregateWait = 3 * time.Second
+
 // ready connects the members that have no catalog yet, in parallel. It
 // reports the first failure; the aggregate serves whatever is up regardless.
 func (e *endpoint) ready(ctx context.Context) error {
+	if e.aggregate {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, aggregateWait)
+		defer cancel()
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(e.members))
 	for i, m := range e.members {
@@ -213,13 +222,14 @@ func (e *endpoint) ready(ctx context.Context) error {
 	return nil
 }
 
-// middleware makes sure upstreams are connected before a client lists or
-// initializes, passes the upstream's identity through a one-server endpoint,
+// middleware makes sure upstreams are connected before a client uses them
+// (a stateless client may call a tool first thing, without listing), passes the upstream's identity through a one-server endpoint,
 // and forwards logging levels.
 func (e *endpoint) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 		switch method {
-		case "initialize", "server/discover", "tools/list", "prompts/list", "resources/list", "resources/templates/list":
+		case "initialize", "server/discover", "tools/list", "prompts/list", "resources/list", "resources/templates/list",
+			"tools/call", "prompts/get", "resources/read", "resources/subscribe", "completion/complete":
 			if err := e.ready(ctx); err != nil && !e.aggregate {
 				return nil, toRPCError(err)
 			}
@@ -263,7 +273,7 @@ func (e *endpoint) passIdentity(res mcp.Result) {
 // session filters by its own level (ServerSession.Log does).
 func (e *endpoint) forwardLevel(ctx context.Context, req *mcp.ServerRequest[*mcp.SetLoggingLevelParams]) {
 	for _, m := range e.members {
-		err := m.up.do(ctx, req.Session, func(cs *mcp.ClientSession) error {
+		err := m.up.do(ctx, func(cs *mcp.ClientSession) error {
 			if caps := cs.InitializeResult().Capabilities; caps == nil || caps.Logging == nil {
 				return nil
 			}
@@ -543,7 +553,7 @@ func (e *endpoint) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown reference type %q", ref.Type)}
 	}
 	var res *mcp.CompleteResult
-	err := m.up.do(ctx, req.Session, func(cs *mcp.ClientSession) (err error) {
+	err := m.up.do(ctx, func(cs *mcp.ClientSession) (err error) {
 		res, err = cs.Complete(ctx, &params)
 		return err
 	})
@@ -557,7 +567,7 @@ func (e *endpoint) subscribe(ctx context.Context, req *mcp.SubscribeRequest) err
 	if m == nil {
 		return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown resource %q", req.Params.URI)}
 	}
-	return toRPCError(m.up.do(ctx, req.Session, func(cs *mcp.ClientSession) error {
+	return toRPCError(m.up.do(ctx, func(cs *mcp.ClientSession) error {
 		return cs.Subscribe(ctx, &mcp.SubscribeParams{URI: req.Params.URI})
 	}))
 }

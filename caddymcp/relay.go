@@ -18,9 +18,11 @@ import (
 // An upstream session is shared by every client session of a server, and the
 // MCP SDK does not say which of our calls an upstream request belongs to. A
 // server sends such requests while it handles a call, so they go to the
-// client session with the most recent call in flight on that upstream: exact
-// whenever a server has one caller at a time, which is how sampling and
-// elicitation are used in practice.
+// client whose calls are in flight on that upstream: exact whenever a server
+// has one caller at a time, which is how sampling and elicitation are used.
+// With calls of several clients in flight the gateway does not guess: it
+// refuses the request (and a log message goes to every client instead), so
+// that no client is ever shown what the server asked of another.
 
 // clientOptions are the upstream client's capabilities and notification
 // handlers, all bound to u. Requests are relayed by serverRequests.
@@ -53,7 +55,7 @@ func (u *upstream) clientOptions() *mcp.ClientOptions {
 			// The SDK hands us a call's result before the notifications that
 			// preceded it: when the call's stream has closed meanwhile, the
 			// message goes on the session's own stream instead.
-			if caller, err := u.calls.latest("notifications/message"); err == nil {
+			if caller, err := u.calls.only("notifications/message"); err == nil {
 				if err := caller.ss.Log(caller.ctx, &params); err != nil {
 					_ = caller.ss.Log(context.Background(), &params)
 				}
@@ -87,7 +89,7 @@ func (u *upstream) serverRequests(next mcp.MethodHandler) mcp.MethodHandler {
 		default:
 			return next(ctx, method, req)
 		}
-		caller, err := u.calls.latest(method)
+		caller, err := u.calls.only(method)
 		if err != nil {
 			return nil, err
 		}
@@ -167,6 +169,15 @@ type caller struct {
 	pending *pendingCall
 }
 
+// client identifies the client behind a call: its session, or for a client
+// without one (stateless), its pending multi round-trip call.
+func (c *caller) client() any {
+	if c.pending != nil {
+		return c.pending
+	}
+	return c.ss
+}
+
 // inflight lists the callers of an upstream, oldest first.
 type inflight struct {
 	mu      sync.Mutex
@@ -174,7 +185,7 @@ type inflight struct {
 }
 
 func (f *inflight) begin(c *caller) (end func()) {
-	if c.ss == nil && c.pending == nil {
+	if c == nil {
 		return func() {}
 	}
 	f.mu.Lock()
@@ -192,13 +203,21 @@ func (f *inflight) begin(c *caller) (end func()) {
 	}
 }
 
-func (f *inflight) latest(method string) (*caller, error) {
+// only returns the caller to send a server's request to: the most recent
+// call in flight, provided that every call in flight comes from one client.
+func (f *inflight) only(method string) (*caller, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.callers) == 0 {
 		return nil, errors.New(method + ": no client call is in flight to send this request to")
 	}
-	return f.callers[len(f.callers)-1], nil
+	last := f.callers[len(f.callers)-1]
+	for _, c := range f.callers {
+		if c.client() != last.client() {
+			return nil, errors.New(method + ": calls of several clients are in flight on this shared server, and the request could be any one's")
+		}
+	}
+	return last, nil
 }
 
 // progressTokens maps the tokens we send upstream, unique per upstream, to

@@ -284,16 +284,15 @@ func (u *upstream) drop(cs *mcp.ClientSession) bool {
 	return current
 }
 
-// do runs fn on a live session on behalf of a client session, retrying once
-// on a fresh session when the server had lost ours (a remote restart). The
-// client session is recorded while fn runs, so that requests the server sends
-// back (sampling, elicitation, roots) reach it.
-func (u *upstream) do(ctx context.Context, ss *mcp.ServerSession, fn func(*mcp.ClientSession) error) error {
-	return u.doFor(ctx, &caller{ctx: ctx, ss: ss}, fn)
+// do runs fn on a live session, retrying once on a fresh session when the
+// server had lost ours (a remote restart).
+func (u *upstream) do(ctx context.Context, fn func(*mcp.ClientSession) error) error {
+	return u.doFor(ctx, nil, fn)
 }
 
-// doFor is do for a caller that may take the server's requests as a
-// pending multi round-trip call.
+// doFor is do on behalf of a caller: a tool call, prompt or resource read of
+// a client session, recorded while fn runs so that the requests the server
+// sends back meanwhile (sampling, elicitation, roots) can reach the caller.
 func (u *upstream) doFor(ctx context.Context, c *caller, fn func(*mcp.ClientSession) error) error {
 	done := u.calls.begin(c)
 	defer done()

@@ -217,3 +217,62 @@ func TestRequestStateResumesOnlyItsOwnRequest(t *testing.T) {
 		t.Errorf("resumed call: want its final result, got %+v", final)
 	}
 }
+
+// TestServerRequestsNeverReachAnotherClient: when calls of two clients are in
+// flight on one shared upstream, a request the server sends back cannot be
+// told apart, and the gateway refuses it rather than show one client what
+// the server asked of the other.
+func TestServerRequestsNeverReachAnotherClient(t *testing.T) {
+	s, _ := conformanceSite(t)
+	url := s.url("/servers/stdio/mcp")
+	release := make(chan struct{})
+	askedA, askedB := make(chan struct{}, 1), make(chan struct{}, 1)
+	sampler := func(asked chan struct{}, wait bool) *mcp.ClientOptions {
+		return &mcp.ClientOptions{CreateMessageHandler: func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			asked <- struct{}{}
+			if wait {
+				<-release
+			}
+			return &mcp.CreateMessageResult{Model: "m", Role: "assistant", Content: &mcp.TextContent{Text: "answer"}}, nil
+		}}
+	}
+	a := connectVersion(t, url, h1Client(), sampler(askedA, true), "2025-11-25")
+	b := connectVersion(t, url, h1Client(), sampler(askedB, false), "2025-11-25")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	resA := make(chan *mcp.CallToolResult, 1)
+	go func() {
+		res, err := a.CallTool(ctx, &mcp.CallToolParams{Name: "test_sampling", Arguments: map[string]any{"prompt": "a"}})
+		if err != nil {
+			t.Error(err)
+		}
+		resA <- res
+	}()
+	select {
+	case <-askedA: // A's call is in flight, waiting on A's answer
+	case <-ctx.Done():
+		t.Fatal("client A was never asked")
+	}
+	resB, err := b.CallTool(ctx, &mcp.CallToolParams{Name: "test_sampling", Arguments: map[string]any{"prompt": "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text(resB), "several clients") {
+		t.Errorf("B's call while A's is in flight returned %q, want its sampling refused", text(resB))
+	}
+	select {
+	case <-askedB:
+		t.Error("client B was sent a sampling request while another client's call was in flight")
+	default:
+	}
+	select {
+	case <-askedA:
+		t.Error("client A was sent client B's sampling request")
+	default:
+	}
+	close(release)
+	if res := <-resA; res == nil || !strings.Contains(text(res), "answer") {
+		t.Errorf("A's call returned %v, want its own sampled answer", res)
+	}
+}
