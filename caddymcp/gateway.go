@@ -175,7 +175,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if e == nil {
 		return next.ServeHTTP(w, r)
 	}
-	if origin := r.Header.Get("Origin"); origin != "" && !g.originAllowed(origin, r.Host) {
+	if origin := r.Header.Get("Origin"); origin != "" && !g.originAllowed(origin, r) {
 		g.logger.Warn("refused origin", zap.String("origin", origin), zap.String("host", r.Host))
 		writeRPCError(w, http.StatusForbidden, jsonrpc.CodeInvalidRequest, fmt.Sprintf("origin %q is not allowed", origin))
 		return nil
@@ -205,9 +205,9 @@ func (g *Gateway) route(p string) (*endpoint, error) {
 	return e, nil
 }
 
-// originAllowed accepts the site's own host, localhost, and the configured
-// origins.
-func (g *Gateway) originAllowed(origin, host string) bool {
+// originAllowed accepts localhost, the site's own host (over TLS, or as an
+// IP address), and the configured origins.
+func (g *Gateway) originAllowed(origin string, r *http.Request) bool {
 	o := strings.ToLower(strings.TrimSuffix(origin, "/"))
 	if g.origins["*"] || g.origins[o] {
 		return true
@@ -216,16 +216,18 @@ func (g *Gateway) originAllowed(origin, host string) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	if strings.EqualFold(u.Host, host) {
+	h := u.Hostname()
+	if h == "localhost" {
 		return true
 	}
-	switch h := u.Hostname(); h {
-	case "localhost":
+	ip := net.ParseIP(h)
+	if ip != nil && ip.IsLoopback() {
 		return true
-	default:
-		ip := net.ParseIP(h)
-		return ip != nil && ip.IsLoopback()
 	}
+	// The site's own host, where the Host header can be trusted: over TLS
+	// (the certificate vouches for it) or as an IP address. A name over
+	// plain HTTP is what DNS rebinding forges, Origin and Host alike.
+	return strings.EqualFold(u.Host, r.Host) && (r.TLS != nil || ip != nil)
 }
 
 // isOrigin reports whether s is a browser origin: a scheme and a host, with

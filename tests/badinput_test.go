@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -588,6 +589,28 @@ func TestBadInput(t *testing.T) {
 		// allowed_origins is the handler's own: the small gateway has none.
 		r = badPost(t, small, "", initBody, "Origin", badOrigin)
 		badExpectRPCError(t, "Origin allowed by another handler", r, http.StatusForbidden, -32600, "null")
+
+		// DNS rebinding: a page of a name that now resolves to the gateway
+		// sends its own name as Origin and Host; over plain HTTP the Host
+		// header proves nothing, so the "site's own host" rule must not apply.
+		_, port, _ := net.SplitHostPort(strings.SplitN(agg, "/", 4)[2])
+		req, err := http.NewRequest(http.MethodPost, agg, bytes.NewReader(initBody))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "rebound.example:" + port
+		req.Header.Set("Origin", "http://rebound.example:"+port)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := badClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "rebound.example") {
+			t.Errorf("rebound Origin and Host over plain HTTP: %s %s, want 403 naming the origin", resp.Status, body)
+		}
 	})
 
 	t.Run("UnknownToolIsAnErrorNamingIt", func(t *testing.T) {
