@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -19,8 +20,13 @@ import (
 // ask in the middle of a call, so the gateway keeps the upstream call running
 // across the client's rounds: a pendingCall, found again by its state.
 
-// pendingTTL is how long a pending call waits for the client to come back.
-const pendingTTL = 5 * time.Minute
+// pendingTTL is how long a pending call waits for the client to come back;
+// maxPending caps the calls an endpoint keeps waiting, each holding an
+// upstream call open.
+const (
+	pendingTTL = 5 * time.Minute
+	maxPending = 1024
+)
 
 // pendingCall is an upstream call whose client is answering a question.
 type pendingCall struct {
@@ -29,6 +35,7 @@ type pendingCall struct {
 	done      chan struct{}  // closed when the upstream call has returned
 	res       mcp.Result
 	err       error
+	ctx       context.Context // the upstream call's
 	cancel    context.CancelFunc
 
 	mu     sync.Mutex
@@ -43,27 +50,50 @@ type question struct {
 	answer chan mcp.InputResponse
 }
 
-// ask passes an upstream request to the client and waits for its answer.
+// ask passes an upstream request to the client and waits for its answer,
+// until either the upstream withdraws the request or the call is given up.
 func (p *pendingCall) ask(ctx context.Context, req mcp.InputRequest) (mcp.Result, error) {
 	q := &question{id: randomID(), req: req, answer: make(chan mcp.InputResponse, 1)}
 	select {
 	case p.questions <- q:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-p.ctx.Done():
+		return nil, p.ctx.Err()
 	}
 	select {
 	case a := <-q.answer:
-		if r, ok := a.(mcp.Result); ok {
-			return r, nil
-		}
-		return nil, fmt.Errorf("the client's answer is a %T, not a result", a)
+		return a.(mcp.Result), nil // relay checked that it answers q
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-p.ctx.Done():
+		return nil, p.ctx.Err()
+	}
+}
+
+// answerOf reports whether a is an answer of the kind req asks for.
+func answerOf(req mcp.InputRequest, a mcp.InputResponse) bool {
+	switch req.(type) {
+	case *mcp.ElicitParams:
+		_, ok := a.(*mcp.ElicitResult)
+		return ok
+	case *mcp.ListRootsParams:
+		_, ok := a.(*mcp.ListRootsResult)
+		return ok
+	default: // sampling
+		switch a.(type) {
+		case *mcp.CreateMessageResult, *mcp.CreateMessageWithToolsResult:
+			return true
+		}
+		return false
 	}
 }
 
 // roundTrips are the pending calls of an endpoint, by request state.
-type roundTrips struct{ calls sync.Map }
+type roundTrips struct {
+	calls sync.Map
+	count atomic.Int64
+}
 
 // relay runs call upstream for a client that speaks multi round-trip. A
 // first round (no state) starts the call; a later one hands the client's
@@ -75,7 +105,7 @@ func (rt *roundTrips) relay(ctx context.Context, target, state string, answers m
 	var p *pendingCall
 	if state == "" {
 		callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		p = &pendingCall{target: target, questions: make(chan *question), done: make(chan struct{}), cancel: cancel}
+		p = &pendingCall{target: target, questions: make(chan *question), done: make(chan struct{}), ctx: callCtx, cancel: cancel}
 		go func() {
 			defer close(p.done)
 			defer cancel()
@@ -87,7 +117,7 @@ func (rt *roundTrips) relay(ctx context.Context, target, state string, answers m
 			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf(
 				"requestState belongs to another request (%s), not %s", v.(*pendingCall).target, target)}
 		}
-		if v, ok = rt.calls.LoadAndDelete(state); !ok {
+		if v, ok = rt.take(state); !ok {
 			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "unknown or expired requestState"}
 		}
 		p = v.(*pendingCall)
@@ -97,19 +127,25 @@ func (rt *roundTrips) relay(ctx context.Context, target, state string, answers m
 		p.asked = nil
 		p.mu.Unlock()
 		a, ok := answers[q.id]
-		if !ok {
+		if !ok || !answerOf(q.req, a) {
 			p.cancel()
-			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("inputResponses lacks the answer to %q", q.id)}
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("inputResponses lacks an answer of the right kind to %q", q.id)}
 		}
 		q.answer <- a
 	}
 	select {
 	case q := <-p.questions:
+		if rt.count.Add(1) > maxPending {
+			rt.count.Add(-1)
+			p.cancel()
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: fmt.Sprintf(
+				"too many calls (%d) are waiting for their clients' answers: try again later", maxPending)}
+		}
 		next := randomID()
 		p.mu.Lock()
 		p.asked = q
 		p.expiry = time.AfterFunc(pendingTTL, func() {
-			if _, ok := rt.calls.LoadAndDelete(next); ok {
+			if _, ok := rt.take(next); ok {
 				p.cancel()
 			}
 		})
@@ -124,11 +160,21 @@ func (rt *roundTrips) relay(ctx context.Context, target, state string, answers m
 	}
 }
 
+// take removes the pending call of a state.
+func (rt *roundTrips) take(state string) (any, bool) {
+	v, ok := rt.calls.LoadAndDelete(state)
+	if ok {
+		rt.count.Add(-1)
+	}
+	return v, ok
+}
+
 // closeAll cancels every pending call.
 func (rt *roundTrips) closeAll() {
 	rt.calls.Range(func(k, v any) bool {
-		rt.calls.Delete(k)
-		v.(*pendingCall).cancel()
+		if _, ok := rt.take(k.(string)); ok {
+			v.(*pendingCall).cancel()
+		}
 		return true
 	})
 }

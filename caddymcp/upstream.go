@@ -43,12 +43,14 @@ type upstream struct {
 	session    *mcp.ClientSession
 	connecting chan struct{} // non-nil while a connect runs; closed when it ends
 	lastErr    error
-	failures   int
+	failures   int       // consecutive failures, reset by a session that lasts
+	since      time.Time // when the current session was established
 	retryAt    time.Time
 	closed     bool
 	watchers   map[*endpoint]struct{}
 
 	catalog atomic.Pointer[catalog]
+	relists sync.Mutex // one relist at a time, each from the newest catalog
 	calls   inflight
 	tokens  progressTokens
 }
@@ -189,7 +191,7 @@ func (u *upstream) connected(ctx context.Context) (*mcp.ClientSession, error) {
 			cs.Close()
 			continue
 		}
-		u.session, u.lastErr, u.failures = cs, nil, 0
+		u.session, u.lastErr, u.since = cs, nil, time.Now()
 		u.mu.Unlock()
 		go u.supervise(cs)
 		return cs, nil
@@ -258,6 +260,9 @@ func (u *upstream) supervise(cs *mcp.ClientSession) {
 	}
 	if err == nil {
 		err = errors.New("session ended")
+	}
+	if time.Since(u.since) >= maxBackoff {
+		u.failures = 0 // it had been up a good while: a fresh start
 	}
 	u.failed(err)
 	delay := time.Until(u.retryAt)
@@ -386,6 +391,8 @@ func listCatalog(ctx context.Context, cs *mcp.ClientSession) (*catalog, error) {
 func (u *upstream) relist(cs *mcp.ClientSession, what string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	u.relists.Lock()
+	defer u.relists.Unlock()
 	old := u.catalog.Load()
 	if old == nil {
 		return
@@ -406,7 +413,12 @@ func (u *upstream) relist(cs *mcp.ClientSession, what string) {
 		u.logger.Warn("relisting after list_changed failed", zap.String("list", what), zap.Error(err))
 		return
 	}
-	u.publish(&next)
+	u.mu.Lock()
+	current := u.session == cs
+	u.mu.Unlock()
+	if current { // else a reconnect has listed everything afresh
+		u.publish(&next)
+	}
 }
 
 func collect[T any](seq func(func(T, error) bool)) ([]T, error) {

@@ -216,6 +216,21 @@ func TestRequestStateResumesOnlyItsOwnRequest(t *testing.T) {
 	if final.NeedsInput() || final.IsError {
 		t.Errorf("resumed call: want its final result, got %+v", final)
 	}
+
+	// An answer of the wrong kind (roots, to an elicitation) is refused.
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "test_elicitation", Arguments: map[string]any{"message": "who?"}})
+	if err != nil || !res.NeedsInput() {
+		t.Fatalf("second test_elicitation: %v, %+v", err, res)
+	}
+	wrong := mcp.InputResponseMap{}
+	for id := range res.InputRequests {
+		wrong[id] = &mcp.ListRootsResult{Roots: []*mcp.Root{}}
+	}
+	_, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "test_elicitation", Arguments: map[string]any{"message": "who?"},
+		RequestState: res.RequestState, InputResponses: wrong})
+	if err == nil || !strings.Contains(err.Error(), "lacks an answer of the right kind") {
+		t.Fatalf("roots answered to an elicitation: err = %v, want it refused", err)
+	}
 }
 
 // TestServerRequestsNeverReachAnotherClient: when calls of two clients are in
