@@ -74,29 +74,43 @@ func (t *processTransport) Connect(ctx context.Context) (mcp.Connection, error) 
 		cmd.Env = append(cmd.Env, k+"="+repl.ReplaceKnown(v, ""))
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Plain pipes, not StdoutPipe/StderrPipe: cmd.Wait would close those
+	// under a reader still draining them, and wait for every process that
+	// holds stderr open.
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
+	stdout, stdoutW, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	stderr, err := cmd.StderrPipe()
+	stderr, stderrW, err := os.Pipe()
 	if err != nil {
+		stdout.Close()
+		stdoutW.Close()
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stdout, cmd.Stderr = stdoutW, stderrW
+	err = cmd.Start()
+	stdoutW.Close()
+	stderrW.Close()
+	if err != nil {
+		stdin.Close()
+		stdout.Close()
+		stderr.Close()
 		return nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
-	p := &process{cmd: cmd, stdin: stdin, stdout: stdout, exited: make(chan struct{})}
+	p := &process{cmd: cmd, stdin: stdin, stdout: stdout, exited: make(chan struct{}), stderrDone: make(chan struct{})}
 	logger := t.logger.With(zap.Int("pid", cmd.Process.Pid))
 	// Log the args as configured: expanded placeholders may hold secrets.
 	logger.Info("upstream process started", zap.String("command", cmd.Path), zap.Strings("args", t.args))
-	var stderrDone sync.WaitGroup
-	stderrDone.Go(func() { logLines(stderr, logger, &p.lastStderr) })
 	go func() {
-		stderrDone.Wait() // Wait closes stderr: read it to the end first
+		logLines(stderr, logger, &p.lastStderr)
+		stderr.Close()
+		close(p.stderrDone)
+	}()
+	go func() {
 		p.err = cmd.Wait()
 		close(p.exited)
 		logger.Info("upstream process exited", zap.Error(p.err))
@@ -121,6 +135,7 @@ type process struct {
 	stdin      io.WriteCloser
 	stdout     io.ReadCloser
 	exited     chan struct{}
+	stderrDone chan struct{}
 	err        error
 	lastStderr atomic.Pointer[string]
 	closeOnce  sync.Once
@@ -143,6 +158,10 @@ func (p *process) Read(b []byte) (int, error) {
 func (p *process) exitError() error {
 	if !p.waitExit(time.Second) {
 		return nil
+	}
+	select { // its last words, if they are on their way
+	case <-p.stderrDone:
+	case <-time.After(100 * time.Millisecond):
 	}
 	msg := "server process exited"
 	if p.err != nil {
@@ -178,6 +197,7 @@ func (p *process) Close() error {
 		_ = syscall.Kill(pgid, syscall.SIGKILL)
 		p.waitExit(killGrace)
 	})
+	p.stdout.Close()
 	return nil
 }
 
