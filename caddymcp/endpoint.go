@@ -273,13 +273,8 @@ func (e *endpoint) passIdentity(res mcp.Result) {
 // session filters by its own level (ServerSession.Log does).
 func (e *endpoint) forwardLevel(ctx context.Context, req *mcp.ServerRequest[*mcp.SetLoggingLevelParams]) {
 	for _, m := range e.members {
-		err := m.up.do(ctx, func(cs *mcp.ClientSession) error {
-			if caps := cs.InitializeResult().Capabilities; caps == nil || caps.Logging == nil {
-				return nil
-			}
-			return cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "debug"})
-		})
-		if err != nil {
+		m.up.wantLogs.Store(true)
+		if err := m.up.do(ctx, func(cs *mcp.ClientSession) error { return enableLogs(ctx, cs) }); err != nil {
 			e.logger.Debug("forwarding logging level", zap.String("server", m.cfg.Name), zap.Error(err))
 		}
 	}
@@ -567,6 +562,7 @@ func (e *endpoint) subscribe(ctx context.Context, req *mcp.SubscribeRequest) err
 	if m == nil {
 		return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown resource %q", req.Params.URI)}
 	}
+	m.up.subscribed.Store(req.Params.URI, struct{}{})
 	return toRPCError(m.up.do(ctx, func(cs *mcp.ClientSession) error {
 		return cs.Subscribe(ctx, &mcp.SubscribeParams{URI: req.Params.URI})
 	}))

@@ -51,6 +51,10 @@ type upstream struct {
 
 	catalog atomic.Pointer[catalog]
 	relists sync.Mutex // one relist at a time, each from the newest catalog
+
+	// What clients asked of the server, asked again of each new session.
+	wantLogs   atomic.Bool
+	subscribed sync.Map // resource URI → struct{}
 	calls   inflight
 	tokens  progressTokens
 }
@@ -228,12 +232,38 @@ func (u *upstream) connect() (*mcp.ClientSession, error) {
 		cs.Close()
 		return nil, fmt.Errorf("listing catalog: %w", err)
 	}
+	u.restore(ctx, cs)
 	u.publish(cat)
 	u.logger.Info("upstream connected",
 		zap.String("server_name", cat.init.ServerInfo.Name),
 		zap.String("protocol", cat.init.ProtocolVersion),
 		zap.Int("tools", len(cat.tools)))
 	return cs, nil
+}
+
+// restore asks a new session for what clients had asked of the old one:
+// logs, and updates of subscribed resources.
+func (u *upstream) restore(ctx context.Context, cs *mcp.ClientSession) {
+	if u.wantLogs.Load() {
+		if err := enableLogs(ctx, cs); err != nil {
+			u.logger.Warn("turning the server's logs on again", zap.Error(err))
+		}
+	}
+	u.subscribed.Range(func(uri, _ any) bool {
+		if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: uri.(string)}); err != nil {
+			u.logger.Warn("subscribing again", zap.String("uri", uri.(string)), zap.Error(err))
+		}
+		return true
+	})
+}
+
+// enableLogs has a server send all its log messages: the session is shared,
+// and each client session filters by its own level.
+func enableLogs(ctx context.Context, cs *mcp.ClientSession) error {
+	if caps := cs.InitializeResult().Capabilities; caps == nil || caps.Logging == nil {
+		return nil
+	}
+	return cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "debug"})
 }
 
 // supervise waits for the session to end. An end that nobody asked for (a

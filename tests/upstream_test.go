@@ -301,8 +301,22 @@ exec `+lcQuote(bin)+"\n")
 
 	parent := t
 	t.Run("crash and restart", func(t *testing.T) {
-		cs := connect(t, s.url("/servers/crashy/mcp"), h2cClient(), nil)
+		var logMu sync.Mutex
+		var logged []string
+		cs := connectVersion(t, s.url("/servers/crashy/mcp"), h2cClient(), &mcp.ClientOptions{
+			LoggingMessageHandler: func(_ context.Context, req *mcp.LoggingMessageRequest) {
+				logMu.Lock()
+				defer logMu.Unlock()
+				if s, ok := req.Params.Data.(string); ok {
+					logged = append(logged, s)
+				}
+			},
+		}, "2025-11-25")
 		sessionID := cs.ID()
+		// Asked of the first process; the restarted one must be asked again.
+		if err := cs.SetLoggingLevel(context.Background(), &mcp.SetLoggingLevelParams{Level: "info"}); err != nil {
+			t.Fatal(err)
+		}
 		if got := lcCallText(t, cs, "test_simple_text"); !strings.Contains(got, "simple text") {
 			t.Fatalf("test_simple_text returned %q", got)
 		}
@@ -355,6 +369,21 @@ exec `+lcQuote(bin)+"\n")
 		}
 		if cs.ID() != sessionID {
 			t.Errorf("client session changed from %q to %q", sessionID, cs.ID())
+		}
+		lcCallText(t, cs, "test_tool_with_logging")
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			logMu.Lock()
+			got := slices.Contains(logged, "Tool execution completed")
+			logMu.Unlock()
+			if got {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("after the restart, the server's log messages no longer reach the client that asked for them")
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 		if n := len(lcEntries(p, lcMsg("upstream connected", "crashy"))); n != 2 {
 			t.Errorf("want 2 'upstream connected' entries for crashy (start, restart), got %d", n)
