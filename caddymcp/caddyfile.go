@@ -42,7 +42,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 //	        env        <key> <value>         # stdio, container; repeatable
 //	        dir        <path>                # stdio
-//	        volume     <host:container[:ro]> # container; repeatable
+//	        volume     <host:container[:ro|rw]> # container; repeatable
 //	        network    <name>                # container; default none
 //	        cpus       <n>                   # container; default 1
 //	        memory     <size>                # container; default 512m

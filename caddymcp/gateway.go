@@ -104,6 +104,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if g.MaxRequestBody < 0 {
 		return fmt.Errorf("max_request_body %d: must be positive", g.MaxRequestBody)
 	}
+	if g.SessionTimeout < 0 {
+		return fmt.Errorf("session_timeout %s: must be positive", time.Duration(g.SessionTimeout))
+	}
 	if g.SessionTimeout == 0 {
 		g.SessionTimeout = caddy.Duration(defaultSessionTimeout)
 	}
@@ -134,7 +137,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	for _, s := range g.Servers {
 		u, err := loadUpstream(s, g.logger)
 		if err != nil {
-			return fmt.Errorf("server %q: %w", s.Name, err)
+			return fmt.Errorf("servers[%d]: server %q: %w", seen[s.Name], s.Name, err)
 		}
 		g.upstreams = append(g.upstreams, u)
 		m := &member{cfg: s, up: u}

@@ -23,6 +23,9 @@ func (r *RemoteConfig) validate() error {
 	if u.Host == "" {
 		return fmt.Errorf("remote: url %q: host is missing", r.URL)
 	}
+	if r.Timeout < 0 {
+		return fmt.Errorf("remote: timeout %s: must be positive", time.Duration(r.Timeout))
+	}
 	switch r.Transport {
 	case "", "streamable", "sse":
 	default:
@@ -79,3 +82,6 @@ func (t *headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return t.base.RoundTrip(req)
 }
+
+// Interface guard
+var _ http.RoundTripper = (*headerTransport)(nil)

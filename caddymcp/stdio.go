@@ -211,3 +211,9 @@ func (p *process) waitExit(d time.Duration) bool {
 		return false
 	}
 }
+
+// Interface guards
+var (
+	_ mcp.Transport      = (*processTransport)(nil)
+	_ io.ReadWriteCloser = (*process)(nil)
+)

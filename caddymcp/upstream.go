@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,8 +57,8 @@ type upstream struct {
 	// What clients asked of the server, asked again of each new session.
 	wantLogs   atomic.Bool
 	subscribed sync.Map // resource URI → struct{}
-	calls   inflight
-	tokens  progressTokens
+	calls      inflight
+	tokens     progressTokens
 }
 
 // catalog is what a server offers, as last listed.
@@ -117,34 +119,70 @@ func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
 	return u, nil
 }
 
-// Destruct stops the upstream when its last user is gone.
+// Destruct stops the upstream when its last user is gone. When Caddy exits
+// it waits for the process to be gone; on a reload it does not hold up the
+// new config for a server that is slow to stop.
 func (u *upstream) Destruct() error {
 	u.mu.Lock()
 	u.closed = true
 	cs := u.session
 	u.session = nil
 	u.mu.Unlock()
-	if cs != nil {
+	switch {
+	case cs == nil:
+		return nil
+	case caddy.Exiting():
 		return cs.Close()
+	default:
+		go cs.Close()
+		return nil
 	}
-	return nil
 }
 
 // errUnavailable wraps why a server cannot be reached, naming it.
 type errUnavailable struct {
 	server string
+	url    string // a remote server's, to redact
 	err    error
 	retry  time.Duration
 }
 
 func (e *errUnavailable) Error() string {
+	msg := fmt.Sprintf("server %q is unavailable: %v", e.server, e.err)
 	if e.retry > 0 {
-		return fmt.Sprintf("server %q is unavailable (next attempt in %s): %v", e.server, e.retry.Round(time.Millisecond), e.err)
+		msg = fmt.Sprintf("server %q is unavailable (next attempt in %s): %v", e.server, e.retry.Round(time.Millisecond), e.err)
 	}
-	return fmt.Sprintf("server %q is unavailable: %v", e.server, e.err)
+	if e.url != "" {
+		// The client sees this: keep credentials in the URL out of it.
+		msg = strings.ReplaceAll(msg, e.url, redactURL(e.url))
+	}
+	return msg
 }
 
 func (e *errUnavailable) Unwrap() error { return e.err }
+
+// remoteURL is the URL of a remote server, or "".
+func (u *upstream) remoteURL() string {
+	if u.cfg.Remote == nil {
+		return ""
+	}
+	return u.cfg.Remote.URL
+}
+
+// redactURL hides a URL's user info and query, where credentials go.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	if u.User != nil {
+		u.User = url.User("redacted")
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "redacted"
+	}
+	return u.String()
+}
 
 // connected returns the live session, connecting if there is none. Callers
 // that arrive while a connect runs wait for it; within the backoff after a
@@ -155,7 +193,7 @@ func (u *upstream) connected(ctx context.Context) (*mcp.ClientSession, error) {
 		switch {
 		case u.closed:
 			u.mu.Unlock()
-			return nil, &errUnavailable{server: u.cfg.Name, err: errors.New("the upstream was stopped")}
+			return nil, &errUnavailable{server: u.cfg.Name, url: u.remoteURL(), err: errors.New("the upstream was stopped")}
 		case u.session != nil:
 			cs := u.session
 			u.mu.Unlock()
@@ -170,7 +208,7 @@ func (u *upstream) connected(ctx context.Context) (*mcp.ClientSession, error) {
 				return nil, ctx.Err()
 			}
 		case u.lastErr != nil && time.Now().Before(u.retryAt):
-			err := &errUnavailable{server: u.cfg.Name, err: u.lastErr, retry: time.Until(u.retryAt)}
+			err := &errUnavailable{server: u.cfg.Name, url: u.remoteURL(), err: u.lastErr, retry: time.Until(u.retryAt)}
 			u.mu.Unlock()
 			return nil, err
 		}
@@ -186,7 +224,7 @@ func (u *upstream) connected(ctx context.Context) (*mcp.ClientSession, error) {
 		close(done)
 		if err != nil {
 			u.failed(err)
-			err := &errUnavailable{server: u.cfg.Name, err: err}
+			err := &errUnavailable{server: u.cfg.Name, url: u.remoteURL(), err: err}
 			u.mu.Unlock()
 			return nil, err
 		}
@@ -305,8 +343,8 @@ func (u *upstream) supervise(cs *mcp.ClientSession) {
 }
 
 // drop forgets cs after a call found it dead, so that the next call
-// reconnects at once. It reports whether cs was the current session.
-func (u *upstream) drop(cs *mcp.ClientSession) bool {
+// reconnects at once.
+func (u *upstream) drop(cs *mcp.ClientSession) {
 	u.mu.Lock()
 	current := u.session == cs
 	if current {
@@ -316,7 +354,6 @@ func (u *upstream) drop(cs *mcp.ClientSession) bool {
 	if current {
 		go cs.Close()
 	}
-	return current
 }
 
 // do runs fn on a live session, retrying once on a fresh session when the
@@ -344,7 +381,7 @@ func (u *upstream) doFor(ctx context.Context, c *caller, fn func(*mcp.ClientSess
 			return err
 		}
 		if attempt > 0 || !sessionLost(err) {
-			return &errUnavailable{server: u.cfg.Name, err: err}
+			return &errUnavailable{server: u.cfg.Name, url: u.remoteURL(), err: err}
 		}
 		u.logger.Info("upstream session lost; reconnecting", zap.Error(err))
 		u.drop(cs)
