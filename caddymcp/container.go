@@ -81,6 +81,11 @@ func (c *ContainerConfig) validate() error {
 		if !containerEnvKeyPattern.MatchString(k) {
 			return fmt.Errorf("container: env key %q: must match %s", k, containerEnvKeyPattern)
 		}
+		// The values travel in the docker CLI's own environment (see argv):
+		// names the CLI reads would configure docker, not the container.
+		if strings.HasPrefix(k, "DOCKER_") || k == "PATH" || k == "HOME" {
+			return fmt.Errorf("container: env key %q: would configure the docker CLI itself, not the container", k)
+		}
 		// Values never reach docker's command line (see argv), so they may
 		// look like options; an environment cannot carry a NUL byte, though.
 		if strings.IndexByte(c.Env[k], 0) >= 0 {

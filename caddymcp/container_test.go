@@ -143,6 +143,8 @@ func TestContainerValidateRefuses(t *testing.T) {
 		{"image NUL", ContainerConfig{Image: "img\x00"}, `container: image "img\x00": must not contain a NUL byte`},
 		{"arg NUL", ContainerConfig{Image: "img", Args: []string{"ok", "a\x00b"}}, `container: args[1] "a\x00b": must not contain a NUL byte`},
 		{"network option", ContainerConfig{Image: "img", Network: "--privileged"}, `container: network "--privileged": values beginning with '-' are refused`},
+		{"env for docker itself", ContainerConfig{Image: "img", Env: map[string]string{"DOCKER_HOST": "tcp://evil:2375"}}, `container: env key "DOCKER_HOST": would configure the docker CLI itself, not the container`},
+		{"env PATH", ContainerConfig{Image: "img", Env: map[string]string{"PATH": "/tmp"}}, `container: env key "PATH": would configure the docker CLI itself, not the container`},
 		{"cpus option", ContainerConfig{Image: "img", CPUs: "-1"}, `container: cpus "-1": values beginning with '-' are refused`},
 		{"cpus zero", ContainerConfig{Image: "img", CPUs: "0"}, `container: cpus "0": must be a positive number such as 0.5 or 2`},
 		{"cpus word", ContainerConfig{Image: "img", CPUs: "two"}, `container: cpus "two": must be a positive number such as 0.5 or 2`},
