@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
@@ -182,12 +183,25 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodGet && session == "" && version == "",
 		r.Method == http.MethodPost && r.URL.Query().Has("sessionid"):
-		e.sse.ServeHTTP(w, r)
+		e.sse.ServeHTTP(w, asClientSent(r))
 	case session == "" && version >= statelessProtocol:
 		e.stateless.ServeHTTP(w, r)
 	default:
 		e.streamable.ServeHTTP(w, r)
 	}
+}
+
+// asClientSent gives r the URL the client sent, before any rewrite in Caddy
+// (handle_path, uri strip_prefix): legacy SSE tells the client where to post
+// by resolving against the request's URL.
+func asClientSent(r *http.Request) *http.Request {
+	orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request)
+	if !ok || orig.URL == nil || orig.URL.Path == r.URL.Path {
+		return r
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL = orig.URL
+	return r2
 }
 
 // statelessProtocol is the first protocol version without sessions.

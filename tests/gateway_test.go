@@ -291,3 +291,33 @@ func TestServerRequestsNeverReachAnotherClient(t *testing.T) {
 		t.Errorf("A's call returned %v, want its own sampled answer", res)
 	}
 }
+
+// TestLegacySSEBehindAPathPrefix: with the gateway mounted under a prefix
+// that Caddy strips (handle_path), a legacy SSE client is told to post to
+// the path it sees, prefix included.
+func TestLegacySSEBehindAPathPrefix(t *testing.T) {
+	s := newSite(t)
+	s.routes = []map[string]any{{
+		"match": []map[string]any{{"path": []string{"/gw/*"}}},
+		"handle": []map[string]any{
+			{"handler": "rewrite", "strip_path_prefix": "/gw"},
+			gateway(stdioServer("demo", caddyBinary(t), "mcp", "demo-server")),
+		},
+	}}
+	s.start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := mcp.NewClient(&mcp.Implementation{Name: "sse-prefix-test", Version: "0"}, nil)
+	cs, err := c.Connect(ctx, &mcp.SSEClientTransport{Endpoint: s.url("/gw/servers/demo/mcp"), HTTPClient: h1Client()}, nil)
+	if err != nil {
+		t.Fatalf("connecting over legacy SSE under /gw: %v", err)
+	}
+	defer cs.Close()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "prefixed"}})
+	if err != nil {
+		t.Fatalf("tools/call over legacy SSE under /gw: %v", err)
+	}
+	if got := text(res); got != "prefixed" {
+		t.Errorf("echo returned %q", got)
+	}
+}
