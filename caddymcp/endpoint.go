@@ -51,6 +51,7 @@ type endpoint struct {
 	templates map[string]*mirrored[*mcp.ResourceTemplate]
 
 	rounds roundTrips
+	fast   fastState // fastpath.go: raw tools/call, and the sessions' idle timeout
 }
 
 // member is an upstream as one endpoint serves it.
@@ -126,6 +127,7 @@ func newEndpoint(key string, aggregate bool, members []*member, opts endpointOpt
 		resources:      map[string]*mirrored[*mcp.Resource]{},
 		templates:      map[string]*mirrored[*mcp.ResourceTemplate]{},
 	}
+	e.fast.timeout = opts.SessionTimeout
 	e.server = mcp.NewServer(&mcp.Implementation{Name: "caddy-mcp", Version: version()}, &mcp.ServerOptions{
 		Capabilities: &mcp.ServerCapabilities{
 			Tools:       &mcp.ToolCapabilities{ListChanged: true},
@@ -141,9 +143,10 @@ func newEndpoint(key string, aggregate bool, members []*member, opts endpointOpt
 	e.server.AddReceivingMiddleware(e.middleware)
 	e.server.AddSendingMiddleware(keepElicitResult)
 	getServer := func(*http.Request) *mcp.Server { return e.server }
+	// The endpoint times idle sessions out itself (fastpath.go): the SDK's
+	// timer would not see calls on the fast path.
 	e.streamable = mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
 		MaxRequestBodyBytes:          opts.MaxRequestBody,
-		SessionTimeout:               opts.SessionTimeout,
 		PropagateRequestCancellation: true,
 	})
 	e.stateless = mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
@@ -187,7 +190,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case session == "" && version >= statelessProtocol:
 		e.stateless.ServeHTTP(w, r)
 	default:
-		e.streamable.ServeHTTP(w, r)
+		e.serveStreamable(w, r, session)
 	}
 }
 
@@ -250,7 +253,11 @@ func (e *endpoint) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 		case "logging/setLevel":
 			res, err := next(ctx, method, req)
 			if err == nil {
-				e.forwardLevel(ctx, req.(*mcp.ServerRequest[*mcp.SetLoggingLevelParams]))
+				req := req.(*mcp.ServerRequest[*mcp.SetLoggingLevelParams])
+				if s := e.fast.session(req.Session.ID()); s != nil && req.Params != nil {
+					s.setLevel(req.Params.Level)
+				}
+				e.forwardLevel(ctx, req)
 			}
 			return res, err
 		}

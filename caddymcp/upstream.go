@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -40,6 +41,7 @@ type upstream struct {
 	logger    *zap.Logger
 	transport func() (mcp.Transport, error)
 	client    *mcp.Client
+	http      *http.Client // a remote upstream's, for the fast path (fastpath.go)
 
 	mu         sync.Mutex
 	session    *mcp.ClientSession
@@ -110,6 +112,7 @@ func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
 		u.transport = func() (mcp.Transport, error) { return t, nil }
 	case cfg.Remote != nil:
 		client := cfg.Remote.httpClient()
+		u.http = client
 		u.transport = func() (mcp.Transport, error) { return cfg.Remote.transport(client), nil }
 	default:
 		return nil, fmt.Errorf("server %q: no upstream configured", cfg.Name)

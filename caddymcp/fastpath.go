@@ -1,0 +1,858 @@
+package caddymcp
+
+// The fast path relays a client's tools/call to a remote Streamable HTTP
+// upstream as bytes, without the MCP SDK in between.
+//
+// Why it exists: through the SDK a call is decoded about ten times on its
+// way through the gateway (client transport, server session, client session,
+// and back), each time with a decoder that allocates 32 KiB, which made a
+// tools/call cost the gateway 2.5 to 3 times the CPU of a plain
+// reverse_proxy. Relayed raw, it costs about what reverse_proxy does.
+//
+// What it keeps of the SDK path, so that a client cannot tell the two apart:
+// the request id is replaced by one unique on the shared upstream session and
+// restored in the answer; a progress token likewise (relay.go's
+// progressTokens, so progress that comes on the upstream's own stream still
+// finds its way); the server's requests on the call's stream (sampling,
+// elicitation, roots) reach the client with ids of ours, and the client's
+// answers, posted on its session, go back to the upstream session raw; the
+// client's notifications/cancelled, and a client that goes away, cancel the
+// call upstream; log messages are filtered by the client session's own
+// level; list changes and resource updates on the stream reach the upstream's
+// catalog as they would through the SDK. The call counts among the
+// upstream's calls in flight (relay.go), like one on the SDK path.
+//
+// The endpoint owns the idle timeout of its Streamable HTTP sessions
+// (fastState), because the SDK's timer sees only the requests the SDK
+// serves: a session busy on the fast path alone must not be closed.
+//
+// Anything else (another method, an unknown or uninitialized session, a
+// stateless or multi round-trip client, legacy SSE, an upstream that is not
+// a connected remote Streamable HTTP server, a request the SDK would refuse)
+// goes to the SDK path, untouched: nothing is written to the client before
+// the fast path has decided to take a request.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.uber.org/zap"
+)
+
+// fastState is an endpoint's fast-path bookkeeping.
+type fastState struct {
+	timeout time.Duration // idle sessions are closed after it; 0: never
+
+	mu       sync.Mutex
+	sessions map[string]*fastSession
+
+	asks sync.Map // our id of a server request (string) → *fastAsk
+}
+
+// fastIDs numbers the ids the fast path gives requests: process-wide, since
+// endpoints share upstream sessions.
+var fastIDs atomic.Uint64
+
+// fastSession is a client session of the endpoint's Streamable HTTP handler.
+type fastSession struct {
+	id string
+	ss *mcp.ServerSession
+
+	mu    sync.Mutex
+	level mcp.LoggingLevel     // set by the client; "" sends no logs
+	refs  int                  // POSTs in progress
+	timer *time.Timer          // closes the session once idle; nil: no timeout
+	calls map[string]*fastCall // the client's request id (JSON) → call in flight
+}
+
+// fastCall is a tools/call in flight on the fast path.
+type fastCall struct {
+	ours      json.RawMessage // the request id upstream
+	m         *member
+	csID      string // upstream session
+	protocol  string
+	cancel    context.CancelFunc
+	cancelled atomic.Bool // the client cancelled: the upstream has been told
+}
+
+// fastAsk is a server request relayed to a client, waiting for its answer.
+type fastAsk struct {
+	session  string // the client session that may answer
+	upstream json.RawMessage
+	m        *member
+	csID     string
+	protocol string
+}
+
+// session returns the live session with the id, or nil.
+func (f *fastState) session(id string) *fastSession {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sessions[id]
+}
+
+// register starts tracking a session the Streamable HTTP handler has just
+// created, in the middle of its initialize POST (one reference held).
+func (e *endpoint) register(id string) *fastSession {
+	var ss *mcp.ServerSession
+	for s := range e.server.Sessions() {
+		if s.ID() == id {
+			ss = s
+			break
+		}
+	}
+	if ss == nil {
+		return nil
+	}
+	f := &e.fast
+	s := &fastSession{id: id, ss: ss, refs: 1, calls: map[string]*fastCall{}}
+	f.mu.Lock()
+	if old := f.sessions[id]; old != nil {
+		f.mu.Unlock()
+		return nil
+	}
+	if f.sessions == nil {
+		f.sessions = map[string]*fastSession{}
+	}
+	f.sessions[id] = s
+	f.mu.Unlock()
+	if f.timeout > 0 {
+		s.mu.Lock()
+		s.timer = time.AfterFunc(f.timeout, s.expire)
+		s.timer.Stop() // runs once the initialize POST ends
+		s.mu.Unlock()
+	}
+	go func() {
+		_ = ss.Wait()
+		s.mu.Lock()
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		s.mu.Unlock()
+		f.mu.Lock()
+		if f.sessions[id] == s {
+			delete(f.sessions, id)
+		}
+		f.mu.Unlock()
+	}()
+	return s
+}
+
+// begin and end bracket a POST of the session: the idle timer runs only
+// while none is in progress, as the SDK's does.
+func (s *fastSession) begin() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refs == 0 && s.timer != nil {
+		s.timer.Stop()
+	}
+	s.refs++
+}
+
+func (s *fastSession) end(timeout time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refs--
+	if s.refs == 0 && s.timer != nil {
+		s.timer.Reset(timeout)
+	}
+}
+
+// expire closes the session unless a POST began meanwhile.
+func (s *fastSession) expire() {
+	s.mu.Lock()
+	busy := s.refs > 0
+	s.mu.Unlock()
+	if !busy {
+		_ = s.ss.Close()
+	}
+}
+
+func (s *fastSession) setLevel(l mcp.LoggingLevel) {
+	s.mu.Lock()
+	s.level = l
+	s.mu.Unlock()
+}
+
+// logs reports whether the session's level lets a message of level l through.
+func (s *fastSession) logs(l string) bool {
+	s.mu.Lock()
+	level := s.level
+	s.mu.Unlock()
+	if level == "" {
+		return false
+	}
+	at, ok := logLevels[l]
+	return !ok || at >= logLevels[string(level)]
+}
+
+var logLevels = map[string]int{"debug": 0, "info": 1, "notice": 2, "warning": 3, "error": 4, "critical": 5, "alert": 6, "emergency": 7}
+
+// recordSession is the ResponseWriter of a POST without a session: when the
+// handler answers an initialize with a new session id, it registers the
+// session before the client can learn the id.
+type recordSession struct {
+	http.ResponseWriter
+	e    *endpoint
+	s    *fastSession
+	done bool
+}
+
+func (w *recordSession) record() {
+	if w.done {
+		return
+	}
+	w.done = true
+	if id := w.Header().Get("Mcp-Session-Id"); id != "" {
+		w.s = w.e.register(id)
+	}
+}
+
+func (w *recordSession) WriteHeader(code int) {
+	w.record()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recordSession) Write(b []byte) (int, error) {
+	w.record()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *recordSession) Flush() {
+	w.record()
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *recordSession) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// serveStreamable serves a Streamable HTTP request of a session (not
+// stateless, not legacy SSE), taking the fast path where it can.
+func (e *endpoint) serveStreamable(w http.ResponseWriter, r *http.Request, session string) {
+	if r.Method != http.MethodPost {
+		e.streamable.ServeHTTP(w, r)
+		return
+	}
+	if session == "" {
+		rw := &recordSession{ResponseWriter: w, e: e}
+		e.streamable.ServeHTTP(rw, r)
+		if rw.s != nil {
+			rw.s.end(e.fast.timeout)
+		}
+		return
+	}
+	s := e.fast.session(session)
+	if s == nil {
+		e.streamable.ServeHTTP(w, r) // 404
+		return
+	}
+	s.begin()
+	defer s.end(e.fast.timeout)
+	if !e.fastPOST(w, r, s) {
+		e.streamable.ServeHTTP(w, r)
+	}
+}
+
+// fastMessage is what the fast path reads of a JSON-RPC message.
+type fastMessage struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
+	Result json.RawMessage `json:"result"`
+	Error  json.RawMessage `json:"error"`
+}
+
+// fastPOST takes a POST of a session onto the fast path, and reports whether
+// it did; if not, the request is as it came, body and all.
+func (e *endpoint) fastPOST(w http.ResponseWriter, r *http.Request, s *fastSession) bool {
+	if !sdkWouldServe(r) || r.Header.Get("MCP-Protocol-Version") >= statelessProtocol ||
+		s.ss.InitializeParams() == nil || multiRoundTrip(s.ss) {
+		return false
+	}
+	body, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil || len(body) == 0 || body[0] != '{' {
+		return false
+	}
+	var msg fastMessage
+	if json.Unmarshal(body, &msg) != nil || msg.ID == nil && msg.Method == "" {
+		return false
+	}
+	switch {
+	case msg.Method == "tools/call" && msg.ID != nil && string(msg.ID) != "null":
+		return e.fastCall(w, r, s, &msg)
+	case msg.Method == "notifications/cancelled":
+		return e.fastCancel(w, s, &msg)
+	case msg.Method == "" && (msg.Result != nil || msg.Error != nil):
+		return e.fastAnswer(w, r, s, body, &msg)
+	}
+	return false
+}
+
+// sdkWouldServe reports whether the SDK's handler would take the POST past
+// its own checks (content type, Accept, a loopback listener's Host): where
+// it would refuse it, it must, with its own answer.
+func sdkWouldServe(r *http.Request) bool {
+	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
+		return false
+	}
+	jsonOK, streamOK := false, false
+	for _, v := range r.Header.Values("Accept") {
+		for _, t := range strings.Split(v, ",") {
+			base, _, _ := strings.Cut(t, ";")
+			switch strings.ToLower(strings.TrimSpace(base)) {
+			case "application/json", "application/*":
+				jsonOK = true
+			case "text/event-stream", "text/*":
+				streamOK = true
+			case "*/*":
+				jsonOK, streamOK = true, true
+			}
+		}
+	}
+	if !jsonOK || !streamOK {
+		return false
+	}
+	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && local != nil && loopback(local.String()) && !loopback(r.Host) {
+		return false
+	}
+	return true
+}
+
+// loopback reports whether a host[:port] is localhost or a loopback address.
+func loopback(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// fastCall relays a tools/call whose tool a connected remote Streamable HTTP
+// upstream serves.
+func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSession, msg *fastMessage) bool {
+	var params map[string]json.RawMessage
+	var name string
+	if json.Unmarshal(msg.Params, &params) != nil || json.Unmarshal(params["name"], &name) != nil {
+		return false
+	}
+	e.mu.Lock()
+	x, ok := e.tools[name]
+	e.mu.Unlock()
+	if !ok {
+		return false
+	}
+	m := x.m
+	if m.cfg.Remote == nil || m.cfg.Remote.Transport == "sse" || m.up.http == nil {
+		return false
+	}
+	m.up.mu.Lock()
+	cs := m.up.session
+	m.up.mu.Unlock()
+	if cs == nil || cs.ID() == "" {
+		return false // not connected: the SDK path connects, and says why not
+	}
+	// The upstream request outlives the handler by the little it takes to
+	// read the stream to its end (a connection closed early is not reused);
+	// a client that goes away cancels it at once.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	drained := false
+	defer func() {
+		if !drained {
+			cancel()
+		}
+	}()
+	defer context.AfterFunc(r.Context(), cancel)()
+
+	// The upstream params: the upstream's name, the client's _meta without
+	// what describes a stateless connection, a progress token of ours.
+	var clientToken json.RawMessage
+	var ourToken string
+	if raw := params["_meta"]; raw != nil {
+		var meta map[string]json.RawMessage
+		if json.Unmarshal(raw, &meta) != nil {
+			return false
+		}
+		for k := range connectionMeta {
+			delete(meta, k)
+		}
+		if tok := meta["progressToken"]; tok != nil {
+			var v any
+			if json.Unmarshal(tok, &v) != nil {
+				return false
+			}
+			var done func()
+			ourToken, done = m.up.tokens.remap(ctx, s.ss, v)
+			defer done()
+			clientToken = tok
+			meta["progressToken"], _ = json.Marshal(ourToken)
+		}
+		params["_meta"], _ = json.Marshal(meta)
+	}
+	params["name"], _ = json.Marshal(x.name)
+	ours := json.RawMessage(`"caddy-mcp-f` + strconv.FormatUint(fastIDs.Add(1), 36) + `"`)
+	out, err := json.Marshal(struct {
+		JSONRPC string                     `json:"jsonrpc"`
+		ID      json.RawMessage            `json:"id"`
+		Method  string                     `json:"method"`
+		Params  map[string]json.RawMessage `json:"params"`
+	}{"2.0", ours, "tools/call", params})
+	if err != nil {
+		return false
+	}
+
+	call := &fastCall{ours: ours, m: m, cancel: cancel, csID: cs.ID(), protocol: cs.InitializeResult().ProtocolVersion}
+	key := string(compactJSON(msg.ID))
+	s.mu.Lock()
+	if _, dup := s.calls[key]; dup {
+		s.mu.Unlock()
+		return false // the SDK path answers a duplicate id
+	}
+	s.calls[key] = call
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.calls, key)
+		s.mu.Unlock()
+	}()
+	defer m.up.calls.begin(&caller{ctx: ctx, ss: s.ss})()
+
+	var resp *http.Response
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			s.mu.Lock() // fastCancel reads them
+			call.csID, call.protocol = cs.ID(), cs.InitializeResult().ProtocolVersion
+			s.mu.Unlock()
+		}
+		resp, err = m.rawPOST(ctx, call.csID, call.protocol, out)
+		if err == nil && resp.StatusCode == http.StatusNotFound && attempt == 0 {
+			// The upstream lost our session: reconnect as the SDK path does.
+			resp.Body.Close()
+			m.up.logger.Info("upstream session lost; reconnecting", zap.String("via", "fast path"))
+			m.up.drop(cs)
+			if cs, err = m.up.connected(ctx); err != nil {
+				break
+			}
+			continue
+		}
+		break
+	}
+	if err == nil && resp.StatusCode != http.StatusOK {
+		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		err = fmt.Errorf("upstream answered %s: %s", resp.Status, bytes.TrimSpace(snippet))
+	}
+	if err != nil {
+		if r.Context().Err() != nil {
+			return true // the client is gone
+		}
+		var unavailable *errUnavailable
+		if !errors.As(err, &unavailable) {
+			err = &errUnavailable{server: m.cfg.Name, url: m.up.remoteURL(), err: err}
+		}
+		startSSE(w)
+		writeSSE(w, errorResponse(msg.ID, err.Error()))
+		return true
+	}
+
+	startSSE(w)
+	var asks []string
+	defer func() {
+		for _, id := range asks {
+			e.fast.asks.Delete(id)
+		}
+	}()
+	answered := false
+	deliver := func(data []byte) {
+		if answered || call.cancelled.Load() {
+			return // a cancelled call's answer is not for the client (the SDK's client drops it too)
+		}
+		var in fastMessage
+		if json.Unmarshal(data, &in) != nil {
+			return
+		}
+		switch {
+		case in.Method == "":
+			if bytes.Equal(compactJSON(in.ID), ours) {
+				writeSSE(w, setField(data, "id", msg.ID))
+				answered = true
+			}
+		case in.ID != nil:
+			// A request of the server's, on the call's stream: the caller's.
+			id := "caddy-mcp-r" + strconv.FormatUint(fastIDs.Add(1), 36)
+			e.fast.asks.Store(id, &fastAsk{session: s.id, upstream: in.ID, m: m, csID: call.csID, protocol: call.protocol})
+			asks = append(asks, id)
+			idJSON, _ := json.Marshal(id)
+			writeSSE(w, setField(data, "id", idJSON))
+		default:
+			if fwd := e.fastNotification(s, m, cs, &in, data, ourToken, clientToken, asks); fwd != nil {
+				writeSSE(w, fwd)
+			}
+		}
+	}
+	body := resp.Body
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if ct == "application/json" {
+		if data, err := io.ReadAll(io.LimitReader(body, mcp.DefaultMaxEventSize)); err == nil {
+			deliver(bytes.TrimSpace(data))
+		}
+	} else {
+		// A stream that ends before the answer is resumed from its last
+		// event, as the SDK's client does (SEP-1699), at most twice.
+		var sse sseState
+		for resumed := 0; ; resumed++ {
+			readSSE(body, &sse, deliver, func() bool { return answered })
+			if answered || call.cancelled.Load() || ctx.Err() != nil || sse.lastID == "" || sse.tooBig || resumed == fastResumes {
+				break
+			}
+			body.Close()
+			select {
+			case <-time.After(min(sse.retry, time.Second)):
+			case <-ctx.Done():
+			}
+			next, err := m.rawGET(ctx, call.csID, call.protocol, sse.lastID)
+			if err != nil {
+				body = http.NoBody
+				break
+			}
+			body = next
+		}
+	}
+	switch {
+	case answered:
+		drained = true
+		go func() {
+			t := time.AfterFunc(5*time.Second, cancel)
+			_, _ = io.Copy(io.Discard, body)
+			t.Stop()
+			body.Close()
+			cancel()
+		}()
+		return true
+	case call.cancelled.Load():
+		// The client cancelled, and the upstream knows: no answer is due.
+	case r.Context().Err() != nil:
+		// The client went away: tell the upstream, as the SDK path does.
+		go m.sendCancelled(call.csID, call.protocol, ours, "the client went away")
+	default:
+		go m.sendCancelled(call.csID, call.protocol, ours, "the gateway lost the call's stream")
+		writeSSE(w, errorResponse(msg.ID, (&errUnavailable{server: m.cfg.Name, url: m.up.remoteURL(),
+			err: errors.New("the upstream ended the call's stream without an answer")}).Error()))
+	}
+	body.Close()
+	return true
+}
+
+// fastNotification returns what a notification on a call's stream becomes
+// for the client, or nil when it is not for the client.
+func (e *endpoint) fastNotification(s *fastSession, m *member, cs *mcp.ClientSession, in *fastMessage, data []byte,
+	ourToken string, clientToken json.RawMessage, asks []string) []byte {
+	var params map[string]json.RawMessage
+	if in.Params != nil && json.Unmarshal(in.Params, &params) != nil {
+		return nil
+	}
+	switch in.Method {
+	case "notifications/progress":
+		var tok string
+		if ourToken == "" || json.Unmarshal(params["progressToken"], &tok) != nil || tok != ourToken {
+			return nil
+		}
+		params["progressToken"] = clientToken
+	case "notifications/message":
+		var level string
+		_ = json.Unmarshal(params["level"], &level)
+		if !s.logs(level) {
+			return nil
+		}
+		if l := params["logger"]; l == nil || string(l) == `""` {
+			params["logger"], _ = json.Marshal(m.cfg.Name)
+		}
+	case "notifications/cancelled":
+		// The server withdraws one of its requests: name it as the client knows it.
+		req := compactJSON(params["requestId"])
+		var found bool
+		for _, id := range asks {
+			if v, ok := e.fast.asks.Load(id); ok && bytes.Equal(compactJSON(v.(*fastAsk).upstream), req) {
+				params["requestId"], _ = json.Marshal(id)
+				found = true
+			}
+		}
+		if !found {
+			return nil
+		}
+	case "notifications/tools/list_changed":
+		go m.up.relist(cs, "tools")
+		return nil
+	case "notifications/prompts/list_changed":
+		go m.up.relist(cs, "prompts")
+		return nil
+	case "notifications/resources/list_changed":
+		go m.up.relist(cs, "resources")
+		return nil
+	case "notifications/resources/updated":
+		var p mcp.ResourceUpdatedNotificationParams
+		if json.Unmarshal(in.Params, &p) == nil {
+			m.up.forEachWatcher(func(e *endpoint) { e.resourceUpdated(&p) })
+		}
+		return nil
+	default:
+		return nil // as the SDK path: the gateway's client drops what it does not handle
+	}
+	p, err := json.Marshal(params)
+	if err != nil {
+		return nil
+	}
+	return setField(data, "params", p)
+}
+
+// fastCancel relays the client's notifications/cancelled of a call on the
+// fast path, under the call's upstream id.
+func (e *endpoint) fastCancel(w http.ResponseWriter, s *fastSession, msg *fastMessage) bool {
+	var params map[string]json.RawMessage
+	if json.Unmarshal(msg.Params, &params) != nil {
+		return false
+	}
+	s.mu.Lock()
+	call := s.calls[string(compactJSON(params["requestId"]))]
+	var session, protocol string
+	if call != nil {
+		session, protocol = call.csID, call.protocol
+	}
+	s.mu.Unlock()
+	if call == nil {
+		return false // not ours: the SDK's to handle
+	}
+	var reason string
+	_ = json.Unmarshal(params["reason"], &reason)
+	call.cancelled.Store(true)
+	call.m.sendCancelled(session, protocol, call.ours, reason)
+	call.cancel()
+	w.WriteHeader(http.StatusAccepted)
+	return true
+}
+
+// fastAnswer relays the client's answer to a server request that the fast
+// path passed on, under the upstream's id, to the upstream session that asked.
+func (e *endpoint) fastAnswer(w http.ResponseWriter, r *http.Request, s *fastSession, body []byte, msg *fastMessage) bool {
+	var id string
+	if json.Unmarshal(msg.ID, &id) != nil || !strings.HasPrefix(id, "caddy-mcp-r") {
+		return false
+	}
+	v, ok := e.fast.asks.Load(id)
+	if !ok || v.(*fastAsk).session != s.id {
+		return false
+	}
+	e.fast.asks.Delete(id)
+	ask := v.(*fastAsk)
+	resp, err := ask.m.rawPOST(context.WithoutCancel(r.Context()), ask.csID, ask.protocol, setField(body, "id", ask.upstream))
+	if err == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			err = errors.New(resp.Status)
+		}
+	}
+	if err != nil {
+		e.logger.Debug("relaying a client's answer upstream", zap.String("server", ask.m.cfg.Name), zap.Error(err))
+	}
+	w.WriteHeader(http.StatusAccepted) // as the SDK answers any response it is posted
+	return true
+}
+
+// rawPOST posts one JSON-RPC message to the member's upstream session, with
+// the upstream's HTTP client (its configured headers and all).
+func (m *member) rawPOST(ctx context.Context, session, protocol string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.cfg.Remote.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Session-Id", session)
+	req.Header.Set("MCP-Protocol-Version", protocol)
+	return m.up.http.Do(req)
+}
+
+// fastResumes is how many times a call's stream is resumed after it broke.
+const fastResumes = 2
+
+// rawGET resumes a stream of the member's upstream session after an event.
+func (m *member) rawGET(ctx context.Context, session, protocol, lastID string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.cfg.Remote.URL, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Mcp-Session-Id", session)
+	req.Header.Set("MCP-Protocol-Version", protocol)
+	req.Header.Set("Last-Event-ID", lastID)
+	resp, err := m.up.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("resuming the call's stream: upstream answered %s", resp.Status)
+	}
+	return resp.Body, nil
+}
+
+// sendCancelled tells the upstream session that a call is cancelled.
+func (m *member) sendCancelled(session, protocol string, id json.RawMessage, reason string) {
+	params := map[string]any{"requestId": id}
+	if reason != "" {
+		params["reason"] = reason
+	}
+	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := m.rawPOST(ctx, session, protocol, body)
+	if err != nil {
+		m.up.logger.Debug("cancelling a call upstream", zap.Error(err))
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+}
+
+// startSSE begins the answer to a call as the SDK's handler does.
+func startSSE(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Connection", "keep-alive")
+	w.WriteHeader(http.StatusOK)
+}
+
+// writeSSE writes one message event and flushes it.
+func writeSSE(w http.ResponseWriter, data []byte) {
+	b := make([]byte, 0, len(data)+len("event: message\ndata: \n\n"))
+	b = append(b, "event: message\ndata: "...)
+	b = append(b, data...)
+	b = append(b, "\n\n"...)
+	_, _ = w.Write(b)
+	_ = http.NewResponseController(w).Flush()
+}
+
+var sseReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+
+// sseState is what a stream's events said of resuming it.
+type sseState struct {
+	lastID string
+	retry  time.Duration
+	tooBig bool // an event was over the SDK's limit: the stream was given up
+}
+
+// readSSE reads server-sent events, passing each event's data to deliver
+// until stop says so or the stream ends.
+func readSSE(body io.Reader, st *sseState, deliver func([]byte), stop func() bool) {
+	br := sseReaders.Get().(*bufio.Reader)
+	br.Reset(body)
+	defer func() {
+		br.Reset(nil)
+		sseReaders.Put(br)
+	}()
+	var data []byte
+	var id string
+	for !stop() {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull { // a line longer than the buffer
+			line = append([]byte(nil), line...)
+			for err == bufio.ErrBufferFull {
+				if len(line) > mcp.DefaultMaxEventSize {
+					st.tooBig = true
+					return
+				}
+				var more []byte
+				more, err = br.ReadSlice('\n')
+				line = append(line, more...)
+			}
+		}
+		trimmed := bytes.TrimRight(line, "\r\n")
+		switch {
+		case len(trimmed) == 0 && len(line) > 0:
+			if id != "" {
+				st.lastID, id = id, ""
+			}
+			if data != nil {
+				deliver(data)
+				data = nil
+			}
+		case bytes.HasPrefix(trimmed, []byte("id:")):
+			id = string(bytes.TrimSpace(trimmed[3:]))
+		case bytes.HasPrefix(trimmed, []byte("retry:")):
+			if ms, err := strconv.Atoi(string(bytes.TrimSpace(trimmed[6:]))); err == nil {
+				st.retry = time.Duration(ms) * time.Millisecond
+			}
+		case bytes.HasPrefix(trimmed, []byte("data:")):
+			v := trimmed[5:]
+			if len(v) > 0 && v[0] == ' ' {
+				v = v[1:]
+			}
+			if data != nil {
+				data = append(data, '\n')
+			}
+			data = append(data, v...)
+			if len(data) > mcp.DefaultMaxEventSize {
+				st.tooBig = true
+				return
+			}
+		}
+		if err != nil {
+			if data != nil && !stop() {
+				deliver(data)
+			}
+			return
+		}
+	}
+}
+
+// errorResponse is a JSON-RPC internal error answering id.
+func errorResponse(id json.RawMessage, message string) []byte {
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": map[string]any{"code": -32603, "message": message}})
+	return b
+}
+
+// setField returns the JSON object msg with one member replaced.
+func setField(msg []byte, key string, value json.RawMessage) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(msg, &m) != nil {
+		return msg
+	}
+	m[key] = value
+	b, err := json.Marshal(m)
+	if err != nil {
+		return msg
+	}
+	return b
+}
+
+// compactJSON returns a JSON value without insignificant space, to compare.
+func compactJSON(v json.RawMessage) []byte {
+	if bytes.IndexAny(v, " \t\r\n") < 0 {
+		return v
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, v) != nil {
+		return v
+	}
+	return b.Bytes()
+}
