@@ -269,6 +269,12 @@ func (u *upstream) connect() (*mcp.ClientSession, error) {
 		return nil, err
 	}
 	cat, err := listCatalog(ctx, cs)
+	if err != nil && ctx.Err() == nil {
+		// A server that has just restarted may drop a request's stream
+		// unanswered ("request terminated without response"): ask once more.
+		u.logger.Debug("listing the catalog again", zap.Error(err))
+		cat, err = listCatalog(ctx, cs)
+	}
 	if err != nil {
 		cs.Close()
 		return nil, fmt.Errorf("listing catalog: %w", err)
