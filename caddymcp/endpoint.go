@@ -179,7 +179,8 @@ func (e *endpoint) Destruct() error {
 // protocol 2026-07-28 or newer without a session are stateless; the rest is
 // Streamable HTTP with sessions.
 func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !admit(w, r, e.maxRequestBody) {
+	msg, ok := admit(w, r, e.maxRequestBody)
+	if !ok {
 		return
 	}
 	session, version := r.Header.Get("Mcp-Session-Id"), r.Header.Get("MCP-Protocol-Version")
@@ -190,7 +191,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case session == "" && version >= statelessProtocol:
 		e.stateless.ServeHTTP(w, r)
 	default:
-		e.serveStreamable(w, r, session)
+		e.serveStreamable(w, r, session, msg)
 	}
 }
 

@@ -240,7 +240,7 @@ func (w *recordSession) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // serveStreamable serves a Streamable HTTP request of a session (not
 // stateless, not legacy SSE), taking the fast path where it can.
-func (e *endpoint) serveStreamable(w http.ResponseWriter, r *http.Request, session string) {
+func (e *endpoint) serveStreamable(w http.ResponseWriter, r *http.Request, session string, msg *message) {
 	if r.Method != http.MethodPost {
 		e.streamable.ServeHTTP(w, r)
 		return
@@ -260,43 +260,25 @@ func (e *endpoint) serveStreamable(w http.ResponseWriter, r *http.Request, sessi
 	}
 	s.begin()
 	defer s.end(e.fast.timeout)
-	if !e.fastPOST(w, r, s) {
+	if !e.fastPOST(w, r, s, msg) {
 		e.streamable.ServeHTTP(w, r)
 	}
 }
 
-// fastMessage is what the fast path reads of a JSON-RPC message.
-type fastMessage struct {
-	ID     json.RawMessage `json:"id"`
-	Method string          `json:"method"`
-	Params json.RawMessage `json:"params"`
-	Result json.RawMessage `json:"result"`
-	Error  json.RawMessage `json:"error"`
-}
-
 // fastPOST takes a POST of a session onto the fast path, and reports whether
 // it did; if not, the request is as it came, body and all.
-func (e *endpoint) fastPOST(w http.ResponseWriter, r *http.Request, s *fastSession) bool {
-	if !sdkWouldServe(r) || r.Header.Get("MCP-Protocol-Version") >= statelessProtocol ||
+func (e *endpoint) fastPOST(w http.ResponseWriter, r *http.Request, s *fastSession, msg *message) bool {
+	if msg == nil || !sdkWouldServe(r) || r.Header.Get("MCP-Protocol-Version") >= statelessProtocol ||
 		s.ss.InitializeParams() == nil || multiRoundTrip(s.ss) {
-		return false
-	}
-	body, err := io.ReadAll(r.Body)
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	if err != nil || len(body) == 0 || body[0] != '{' {
-		return false
-	}
-	var msg fastMessage
-	if json.Unmarshal(body, &msg) != nil || msg.ID == nil && msg.Method == "" {
 		return false
 	}
 	switch {
 	case msg.Method == "tools/call" && msg.ID != nil && string(msg.ID) != "null":
-		return e.fastCall(w, r, s, &msg)
+		return e.fastCall(w, r, s, msg)
 	case msg.Method == "notifications/cancelled":
-		return e.fastCancel(w, s, &msg)
+		return e.fastCancel(w, s, msg)
 	case msg.Method == "" && (msg.Result != nil || msg.Error != nil):
-		return e.fastAnswer(w, r, s, body, &msg)
+		return e.fastAnswer(w, r, s, msg)
 	}
 	return false
 }
@@ -347,7 +329,7 @@ func loopback(hostport string) bool {
 
 // fastCall relays a tools/call whose tool a connected remote Streamable HTTP
 // upstream serves.
-func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSession, msg *fastMessage) bool {
+func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSession, msg *message) bool {
 	var params map[string]json.RawMessage
 	var name string
 	if json.Unmarshal(msg.Params, &params) != nil || json.Unmarshal(params["name"], &name) != nil {
@@ -484,7 +466,7 @@ func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSessi
 		if answered || call.cancelled.Load() {
 			return // a cancelled call's answer is not for the client (the SDK's client drops it too)
 		}
-		var in fastMessage
+		var in message
 		if json.Unmarshal(data, &in) != nil {
 			return
 		}
@@ -562,7 +544,7 @@ func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSessi
 
 // fastNotification returns what a notification on a call's stream becomes
 // for the client, or nil when it is not for the client.
-func (e *endpoint) fastNotification(s *fastSession, m *member, cs *mcp.ClientSession, in *fastMessage, data []byte,
+func (e *endpoint) fastNotification(s *fastSession, m *member, cs *mcp.ClientSession, in *message, data []byte,
 	ourToken string, clientToken json.RawMessage, asks []string) []byte {
 	var params map[string]json.RawMessage
 	if in.Params != nil && json.Unmarshal(in.Params, &params) != nil {
@@ -624,7 +606,7 @@ func (e *endpoint) fastNotification(s *fastSession, m *member, cs *mcp.ClientSes
 
 // fastCancel relays the client's notifications/cancelled of a call on the
 // fast path, under the call's upstream id.
-func (e *endpoint) fastCancel(w http.ResponseWriter, s *fastSession, msg *fastMessage) bool {
+func (e *endpoint) fastCancel(w http.ResponseWriter, s *fastSession, msg *message) bool {
 	var params map[string]json.RawMessage
 	if json.Unmarshal(msg.Params, &params) != nil {
 		return false
@@ -650,7 +632,7 @@ func (e *endpoint) fastCancel(w http.ResponseWriter, s *fastSession, msg *fastMe
 
 // fastAnswer relays the client's answer to a server request that the fast
 // path passed on, under the upstream's id, to the upstream session that asked.
-func (e *endpoint) fastAnswer(w http.ResponseWriter, r *http.Request, s *fastSession, body []byte, msg *fastMessage) bool {
+func (e *endpoint) fastAnswer(w http.ResponseWriter, r *http.Request, s *fastSession, msg *message) bool {
 	var id string
 	if json.Unmarshal(msg.ID, &id) != nil || !strings.HasPrefix(id, "caddy-mcp-r") {
 		return false
@@ -661,7 +643,7 @@ func (e *endpoint) fastAnswer(w http.ResponseWriter, r *http.Request, s *fastSes
 	}
 	e.fast.asks.Delete(id)
 	ask := v.(*fastAsk)
-	resp, err := ask.m.rawPOST(context.WithoutCancel(r.Context()), ask.csID, ask.protocol, setField(body, "id", ask.upstream))
+	resp, err := ask.m.rawPOST(context.WithoutCancel(r.Context()), ask.csID, ask.protocol, setField(msg.body, "id", ask.upstream))
 	if err == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()

@@ -18,15 +18,16 @@ import (
 // answer in plain text or let through: a protocol version that does not
 // exist, a body over the limit, a body that is not JSON, or JSON that is not
 // one JSON-RPC message. It reads a POST body whole and puts it back for the
-// transport. It reports whether the request may go on.
-func admit(w http.ResponseWriter, r *http.Request, limit int64) bool {
+// transport. It reports whether the request may go on, and for a POST of one
+// message, the message as read, so that nothing parses it twice.
+func admit(w http.ResponseWriter, r *http.Request, limit int64) (*message, bool) {
 	if v := r.Header.Get("MCP-Protocol-Version"); v != "" && !slices.Contains(mcp.SupportedProtocolVersions(), v) {
 		writeRPCError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, fmt.Sprintf(
 			"unsupported MCP-Protocol-Version %q (supported: %s)", v, strings.Join(mcp.SupportedProtocolVersions(), ", ")))
-		return false
+		return nil, false
 	}
 	if r.Method != http.MethodPost {
-		return true
+		return nil, true
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
@@ -36,59 +37,70 @@ func admit(w http.ResponseWriter, r *http.Request, limit int64) bool {
 		} else {
 			writeRPCError(w, http.StatusBadRequest, jsonrpc.CodeInvalidRequest, "reading request body: "+err.Error())
 		}
-		return false
+		return nil, false
 	}
-	if code, msg := checkMessage(body); code != 0 {
-		writeRPCError(w, http.StatusBadRequest, code, msg)
-		return false
+	msg, code, why := parseMessage(body)
+	if code != 0 {
+		writeRPCError(w, http.StatusBadRequest, code, why)
+		return nil, false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	return true
+	return msg, true
 }
 
-// checkMessage returns the JSON-RPC error code and message for a body that
-// is not a JSON-RPC 2.0 message, or 0. A batch (a non-empty array) is left
-// to the transport, which knows which protocol versions allow one.
-func checkMessage(body []byte) (int, string) {
+// message is what the gateway reads of a JSON-RPC message before the SDK
+// does: enough to refuse a malformed one, and for the fast path to relay it.
+type message struct {
+	JSONRPC *string         `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Method  string          `json:"method"`
+	Params  json.RawMessage `json:"params"`
+	Result  json.RawMessage `json:"result"`
+	Error   json.RawMessage `json:"error"`
+
+	body []byte // the message as it came
+}
+
+// parseMessage reads a body that should be one JSON-RPC 2.0 message. For one
+// that is not, it returns the JSON-RPC error code and message. A batch (a
+// non-empty array) is left to the transport, which knows which protocol
+// versions allow one: the message is then nil.
+func parseMessage(body []byte) (*message, int, string) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
-		return jsonrpc.CodeParseError, "parse error: " + err.Error()
+		return nil, jsonrpc.CodeParseError, "parse error: " + err.Error()
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return jsonrpc.CodeParseError, "parse error: data after the JSON value"
+		return nil, jsonrpc.CodeParseError, "parse error: data after the JSON value"
 	}
 	switch raw[0] {
 	case '{':
 	case '[':
-		if bytes.Equal(bytes.Join(bytes.Fields(raw), nil), []byte("[]")) {
-			return jsonrpc.CodeInvalidRequest, "invalid request: empty batch"
+		var batch []json.RawMessage
+		if json.Unmarshal(raw, &batch) == nil && len(batch) == 0 {
+			return nil, jsonrpc.CodeInvalidRequest, "invalid request: empty batch"
 		}
-		return 0, ""
+		return nil, 0, ""
 	default:
-		return jsonrpc.CodeInvalidRequest, "invalid request: a JSON-RPC message is a JSON object"
+		return nil, jsonrpc.CodeInvalidRequest, "invalid request: a JSON-RPC message is a JSON object"
 	}
-	var m struct {
-		JSONRPC *string         `json:"jsonrpc"`
-		Method  json.RawMessage `json:"method"`
-		ID      json.RawMessage `json:"id"`
-		Result  json.RawMessage `json:"result"`
-		Error   json.RawMessage `json:"error"`
-	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return jsonrpc.CodeInvalidRequest, "invalid request: " + err.Error()
+	m := &message{body: body}
+	if err := json.Unmarshal(raw, m); err != nil {
+		if typeErr := (*json.UnmarshalTypeError)(nil); errors.As(err, &typeErr) && typeErr.Field == "method" {
+			return nil, jsonrpc.CodeInvalidRequest, `invalid request: "method" must be a string`
+		}
+		return nil, jsonrpc.CodeInvalidRequest, "invalid request: " + err.Error()
 	}
 	switch {
 	case m.JSONRPC == nil || *m.JSONRPC != "2.0":
-		return jsonrpc.CodeInvalidRequest, `invalid request: "jsonrpc" must be "2.0"`
-	case m.Method != nil && m.Method[0] != '"':
-		return jsonrpc.CodeInvalidRequest, `invalid request: "method" must be a string`
+		return nil, jsonrpc.CodeInvalidRequest, `invalid request: "jsonrpc" must be "2.0"`
 	case m.ID != nil && !validID(m.ID):
-		return jsonrpc.CodeInvalidRequest, `invalid request: "id" must be a string, a number or null`
-	case m.Method == nil && m.Result == nil && m.Error == nil:
-		return jsonrpc.CodeInvalidRequest, `invalid request: neither "method" nor "result" nor "error"`
+		return nil, jsonrpc.CodeInvalidRequest, `invalid request: "id" must be a string, a number or null`
+	case m.Method == "" && m.Result == nil && m.Error == nil:
+		return nil, jsonrpc.CodeInvalidRequest, `invalid request: neither "method" nor "result" nor "error"`
 	}
-	return 0, ""
+	return m, 0, ""
 }
 
 func validID(id json.RawMessage) bool {

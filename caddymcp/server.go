@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -142,12 +141,4 @@ func (s *ServerConfig) key() string {
 	b, _ := json.Marshal(upstreamPart) // plain structs: cannot fail
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
-}
-
-// timeoutOr returns d, or def when d is zero.
-func timeoutOr(d caddy.Duration, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return time.Duration(d)
 }

@@ -1,6 +1,7 @@
 package caddymcp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -256,7 +257,7 @@ func (u *upstream) failed(err error) {
 func (u *upstream) connect() (*mcp.ClientSession, error) {
 	timeout := 30 * time.Second
 	if u.cfg.Remote != nil {
-		timeout = timeoutOr(u.cfg.Remote.Timeout, 10*time.Second)
+		timeout = cmp.Or(time.Duration(u.cfg.Remote.Timeout), 10*time.Second)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

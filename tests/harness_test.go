@@ -4,6 +4,7 @@ package tests
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -192,10 +193,11 @@ func (p *caddyProc) load(config []byte) error {
 // site is a test Caddy config: an HTTP server on loopback (HTTP/1.1 and
 // h2c) whose only route runs the given handlers.
 type site struct {
-	admin  string
-	listen string
-	dir    string
-	routes []map[string]any
+	admin    string
+	listen   string
+	dir      string
+	routes   []map[string]any
+	logLevel string // default DEBUG
 }
 
 func newSite(t testing.TB) *site {
@@ -206,7 +208,7 @@ func newSite(t testing.TB) *site {
 func (s *site) json(t testing.TB) []byte {
 	cfg := map[string]any{
 		"admin":   map[string]any{"listen": s.admin},
-		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "DEBUG"}}},
+		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": cmp.Or(s.logLevel, "DEBUG")}}},
 		"storage": map[string]any{"module": "file_system", "root": filepath.Join(s.dir, "storage")},
 		"apps": map[string]any{"http": map[string]any{
 			"grace_period": "10s",

@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -175,24 +174,8 @@ func reloadConfig(t *testing.T, s *site, gw map[string]any, rpDial string, extra
 		},
 		map[string]any{"handle": []map[string]any{gw}},
 	)
-	cfg := map[string]any{
-		"admin":   map[string]any{"listen": s.admin},
-		"storage": map[string]any{"module": "file_system", "root": filepath.Join(s.dir, "storage")},
-		"apps": map[string]any{"http": map[string]any{
-			"grace_period": "10s",
-			"servers": map[string]any{"test": map[string]any{
-				"listen":          []string{s.listen},
-				"protocols":       []string{"h1", "h2c"},
-				"routes":          routes,
-				"automatic_https": map[string]any{"disable": true},
-			}},
-		}},
-	}
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	s.routes, s.logLevel = routes, "INFO"
+	return s.json(t)
 }
 
 // gatewayLogCounts reads Caddy's JSON log: the pids of the upstream
