@@ -258,7 +258,7 @@ func (e *endpoint) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 				if s := e.fast.session(req.Session.ID()); s != nil && req.Params != nil {
 					s.setLevel(req.Params.Level)
 				}
-				e.forwardLevel(ctx, req)
+				e.turnLogsOn(ctx)
 			}
 			return res, err
 		}
@@ -290,10 +290,10 @@ func (e *endpoint) passIdentity(res mcp.Result) {
 	}
 }
 
-// forwardLevel turns an upstream's logging on once a client asks for logs.
+// turnLogsOn turns the upstreams' logging on once a client asks for logs.
 // The upstream is shared, so it sends everything (debug) and each client
 // session filters by its own level (ServerSession.Log does).
-func (e *endpoint) forwardLevel(ctx context.Context, req *mcp.ServerRequest[*mcp.SetLoggingLevelParams]) {
+func (e *endpoint) turnLogsOn(ctx context.Context) {
 	for _, m := range e.members {
 		m.up.wantLogs.Store(true)
 		if err := m.up.do(ctx, func(cs *mcp.ClientSession) error { return enableLogs(ctx, cs) }); err != nil {
