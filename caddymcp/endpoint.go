@@ -241,8 +241,9 @@ func (e *endpoint) ready(ctx context.Context) error {
 }
 
 // middleware makes sure upstreams are connected before a client uses them
-// (a stateless client may call a tool first thing, without listing), passes the upstream's identity through a one-server endpoint,
-// and forwards logging levels.
+// (a stateless client may call a tool first thing, without listing), passes
+// the upstream's identity through a one-server endpoint, forwards logging
+// levels, and puts new sessions on the fast path.
 func (e *endpoint) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 		switch method {
@@ -263,8 +264,17 @@ func (e *endpoint) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			return res, err
 		}
 		res, err := next(ctx, method, req)
-		if err == nil && !e.aggregate {
+		if err != nil {
+			return res, err
+		}
+		if !e.aggregate {
 			e.passIdentity(res)
+		}
+		// Sessions of the Streamable HTTP handler, the only one that sets
+		// a header and a session id, go on the fast path.
+		if ss, ok := req.GetSession().(*mcp.ServerSession); ok && method == "initialize" &&
+			ss.ID() != "" && req.GetExtra() != nil && req.GetExtra().Header != nil {
+			e.register(ss)
 		}
 		return res, err
 	}

@@ -48,6 +48,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
 )
@@ -105,50 +106,40 @@ func (f *fastState) session(id string) *fastSession {
 }
 
 // register starts tracking a session the Streamable HTTP handler has just
-// created, in the middle of its initialize POST (one reference held).
-func (e *endpoint) register(id string) *fastSession {
-	var ss *mcp.ServerSession
-	for s := range e.server.Sessions() {
-		if s.ID() == id {
-			ss = s
-			break
-		}
-	}
-	if ss == nil {
-		return nil
-	}
+// initialized. The endpoint's middleware calls it before the initialize
+// result is sent, so the client's next POST finds the session. Sessions end
+// by DELETE or by the idle timer (the SDK's own timer is off), and forget
+// sees both: no goroutine waits per session.
+func (e *endpoint) register(ss *mcp.ServerSession) {
 	f := &e.fast
-	s := &fastSession{id: id, ss: ss, refs: 1, calls: map[string]*fastCall{}}
+	s := &fastSession{id: ss.ID(), ss: ss, calls: map[string]*fastCall{}}
 	f.mu.Lock()
-	if old := f.sessions[id]; old != nil {
-		f.mu.Unlock()
-		return nil
+	defer f.mu.Unlock()
+	if f.sessions[s.id] != nil {
+		return
 	}
 	if f.sessions == nil {
 		f.sessions = map[string]*fastSession{}
 	}
-	f.sessions[id] = s
-	f.mu.Unlock()
+	f.sessions[s.id] = s
 	if f.timeout > 0 {
-		s.mu.Lock()
-		s.timer = time.AfterFunc(f.timeout, s.expire)
-		s.timer.Stop() // runs once the initialize POST ends
-		s.mu.Unlock()
+		s.timer = time.AfterFunc(f.timeout, func() { e.expire(s) })
 	}
-	go func() {
-		_ = ss.Wait()
+}
+
+// forget stops tracking a session that has been closed.
+func (f *fastState) forget(id string) {
+	f.mu.Lock()
+	s := f.sessions[id]
+	delete(f.sessions, id)
+	f.mu.Unlock()
+	if s != nil {
 		s.mu.Lock()
 		if s.timer != nil {
 			s.timer.Stop()
 		}
 		s.mu.Unlock()
-		f.mu.Lock()
-		if f.sessions[id] == s {
-			delete(f.sessions, id)
-		}
-		f.mu.Unlock()
-	}()
-	return s
+	}
 }
 
 // begin and end bracket a POST of the session: the idle timer runs only
@@ -171,13 +162,14 @@ func (s *fastSession) end(timeout time.Duration) {
 	}
 }
 
-// expire closes the session unless a POST began meanwhile.
-func (s *fastSession) expire() {
+// expire closes an idle session unless a POST began meanwhile.
+func (e *endpoint) expire(s *fastSession) {
 	s.mu.Lock()
 	busy := s.refs > 0
 	s.mu.Unlock()
 	if !busy {
 		_ = s.ss.Close()
+		e.fast.forget(s.id)
 	}
 }
 
@@ -201,56 +193,23 @@ func (s *fastSession) logs(l string) bool {
 
 var logLevels = map[string]int{"debug": 0, "info": 1, "notice": 2, "warning": 3, "error": 4, "critical": 5, "alert": 6, "emergency": 7}
 
-// recordSession is the ResponseWriter of a POST without a session: when the
-// handler answers an initialize with a new session id, it registers the
-// session before the client can learn the id.
-type recordSession struct {
-	http.ResponseWriter
-	e    *endpoint
-	s    *fastSession
-	done bool
-}
-
-func (w *recordSession) record() {
-	if w.done {
-		return
-	}
-	w.done = true
-	if id := w.Header().Get("Mcp-Session-Id"); id != "" {
-		w.s = w.e.register(id)
-	}
-}
-
-func (w *recordSession) WriteHeader(code int) {
-	w.record()
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *recordSession) Write(b []byte) (int, error) {
-	w.record()
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *recordSession) Flush() {
-	w.record()
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-func (w *recordSession) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // serveStreamable serves a Streamable HTTP request of a session (not
 // stateless, not legacy SSE), taking the fast path where it can.
 func (e *endpoint) serveStreamable(w http.ResponseWriter, r *http.Request, session string, msg *message) {
-	if r.Method != http.MethodPost {
-		e.streamable.ServeHTTP(w, r)
+	if r.Method == http.MethodDelete && session != "" {
+		rec := caddyhttp.NewResponseRecorder(w, nil, nil)
+		e.streamable.ServeHTTP(rec, r)
+		if rec.Status() == http.StatusNoContent {
+			e.fast.forget(session)
+		}
 		return
 	}
-	if session == "" {
-		rw := &recordSession{ResponseWriter: w, e: e}
-		e.streamable.ServeHTTP(rw, r)
-		if rw.s != nil {
-			rw.s.end(e.fast.timeout)
-		}
+	if r.Method == http.MethodPost && session == "" {
+		e.initialize(w, r)
+		return
+	}
+	if r.Method != http.MethodPost {
+		e.streamable.ServeHTTP(w, r)
 		return
 	}
 	s := e.fast.session(session)
@@ -263,6 +222,24 @@ func (e *endpoint) serveStreamable(w http.ResponseWriter, r *http.Request, sessi
 	if !e.fastPOST(w, r, s, msg) {
 		e.streamable.ServeHTTP(w, r)
 	}
+}
+
+// initialize serves a POST that opens a session, shaped for what idle
+// sessions cost. The SDK keeps the request's context for the session's
+// lifetime, so it gets one with the request's cancellation and none of its
+// values (Caddy's replacer, variables, a copy of the request). And the
+// answer is sent whole, with a Content-Length: the client's next POST then
+// finds the connection free, where a stream still ending would make it dial
+// another one, and keep both.
+func (e *endpoint) initialize(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	defer context.AfterFunc(r.Context(), cancel)()
+	var buf bytes.Buffer
+	rec := caddyhttp.NewResponseRecorder(w, &buf, func(int, http.Header) bool { return true })
+	e.streamable.ServeHTTP(rec, r.WithContext(ctx))
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	_ = rec.WriteResponse()
 }
 
 // fastPOST takes a POST of a session onto the fast path, and reports whether

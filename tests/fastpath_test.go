@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -21,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -609,6 +611,78 @@ func TestFastPath(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("a call on a session idle past its timeout: %s, want 404", resp.Status)
+		}
+	})
+
+	t.Run("one connection per idle session", func(t *testing.T) {
+		// The initialize answer comes whole, with a Content-Length, so an
+		// SDK client's next POST (notifications/initialized) reuses the
+		// connection instead of dialing a second one while the answer's
+		// stream is still ending, which Caddy would then keep open beside
+		// the first for as long as the session lives.
+		var dials atomic.Int32
+		dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}
+		const sessions = 50
+		var wg sync.WaitGroup
+		for range sessions {
+			wg.Go(func() {
+				client := &http.Client{Transport: &http.Transport{DialContext: dial}}
+				c := mcp.NewClient(&mcp.Implementation{Name: "caddy-mcp-test", Version: "0"}, nil)
+				cs, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{
+					Endpoint: one, HTTPClient: client, MaxRetries: -1, DisableStandaloneSSE: true,
+				}, &mcp.ClientSessionOptions{ProtocolVersion: fpProtocol})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				t.Cleanup(func() { cs.Close() })
+			})
+		}
+		wg.Wait()
+		if n := dials.Load(); n != sessions {
+			t.Errorf("%d sessions, each with a client of its own, dialed %d connections, want %d", sessions, n, sessions)
+		}
+		resp := (&fpRaw{url: one, client: h1Client()}).post(t, context.Background(), `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"`+fpProtocol+
+			`","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}`, nil)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.ContentLength != int64(len(body)) || !strings.Contains(string(body), `"serverInfo"`) {
+			t.Errorf("initialize answer: Content-Length %d, body %q; want the whole answer with its length", resp.ContentLength, body)
+		}
+	})
+
+	t.Run("deleted session", func(t *testing.T) {
+		// A call on a session the client has deleted is refused, not
+		// relayed: the fast path forgets the session with the SDK.
+		c := fpRawSession(t, one)
+		req, err := http.NewRequest(http.MethodDelete, one, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Mcp-Session-Id", c.session)
+		req.Header.Set("MCP-Protocol-Version", fpProtocol)
+		resp, err := c.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("DELETE: %s, want 204", resp.Status)
+		}
+		from := len(proxy.seen())
+		resp = c.post(t, context.Background(), `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"test_simple_text"}}`, nil)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("a call on a deleted session: %s, want 404", resp.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+		for _, s := range proxy.seen()[from:] {
+			if s.rpcMethod == "tools/call" {
+				t.Errorf("a call on a deleted session reached the upstream: %s", fpSummary([]fpSeen{s}))
+			}
 		}
 	})
 
