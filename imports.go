@@ -7,4 +7,5 @@ package caddymcproot
 
 import (
 	_ "github.com/caddy-mcp/caddy-mcp/caddymcp"
+	_ "github.com/caddy-mcp/caddy-mcp/registryapp"
 )

@@ -33,6 +33,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    allowed_origins  <origin...>         # besides the site's host and localhost; * for any
 //	    max_request_body <size>              # default 4MiB
 //	    session_timeout  <duration>          # default 1h
+//	    registry                             # serve the mcp_registry app's servers too
 //
 //	    server <name> {
 //	        # exactly one of:
@@ -100,8 +101,13 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("session_timeout %q: %v", v, err)
 			}
 			g.SessionTimeout = caddy.Duration(dur)
+		case "registry":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			g.Registry = true
 		case "server":
-			s, err := unmarshalServer(d)
+			s, err := UnmarshalServer(d)
 			if err != nil {
 				return err
 			}
@@ -113,8 +119,9 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// unmarshalServer reads a `server <name> { ... }` block.
-func unmarshalServer(d *caddyfile.Dispenser) (*ServerConfig, error) {
+// UnmarshalServer reads a `server <name> { ... }` block (the syntax of
+// UnmarshalCaddyfile); the mcp_registry app reads its templates with it.
+func UnmarshalServer(d *caddyfile.Dispenser) (*ServerConfig, error) {
 	s := &ServerConfig{}
 	if !d.AllArgs(&s.Name) {
 		return nil, d.Errf("server: expected exactly one name")

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -35,7 +36,8 @@ type endpoint struct {
 	key            string
 	aggregate      bool
 	maxRequestBody int64
-	members        []*member
+	members        atomic.Pointer[[]*member] // swapped whole when a live set changes
+	live           *LiveSet                  // the registry's servers, also served; nil: none
 	logs           *logRelay
 	logger         *zap.Logger
 
@@ -76,7 +78,7 @@ type endpointOptions struct {
 
 // endpointKey identifies an endpoint by everything that shapes it, so that an
 // unchanged config finds its endpoint, sessions and all, after a reload.
-func endpointKey(aggregate bool, members []*member, opts endpointOptions) string {
+func endpointKey(aggregate bool, members []*member, opts endpointOptions, live *LiveSet) string {
 	type memberKey struct {
 		Upstream string
 		Tools    *ToolFilter
@@ -85,21 +87,32 @@ func endpointKey(aggregate bool, members []*member, opts endpointOptions) string
 	for i, m := range members {
 		keys[i] = memberKey{m.cfg.key(), m.cfg.Tools}
 	}
+	var liveID string
+	if live != nil {
+		liveID = live.id
+	}
 	b, _ := json.Marshal(struct {
 		Aggregate bool
 		Members   []memberKey
 		Options   endpointOptions
-	}{aggregate, keys, opts})
+		Live      string
+	}{aggregate, keys, opts, liveID})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }
 
-// loadEndpoint returns the pooled endpoint for the members, creating it (no
-// I/O) if new. Each call must be paired with a releaseEndpoint of the key.
-func loadEndpoint(aggregate bool, members []*member, opts endpointOptions, logger *zap.Logger) (*endpoint, error) {
-	key := endpointKey(aggregate, members, opts)
+// loadEndpoint returns the pooled endpoint for the members (and an
+// aggregate's live set, if any), creating it (no I/O) if new. Each call must
+// be paired with a releaseEndpoint of the key.
+func loadEndpoint(aggregate bool, members []*member, opts endpointOptions, live *LiveSet, logger *zap.Logger) (*endpoint, error) {
+	key := endpointKey(aggregate, members, opts, live)
 	v, loaded, err := endpoints.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return newEndpoint(key, aggregate, members, opts, logger), nil
+		e := newEndpoint(key, aggregate, members, opts, logger)
+		if live != nil {
+			e.live = live
+			live.attach(e, members)
+		}
+		return e, nil
 	})
 	if err != nil {
 		return nil, err
@@ -120,13 +133,13 @@ func newEndpoint(key string, aggregate bool, members []*member, opts endpointOpt
 		key:            key,
 		aggregate:      aggregate,
 		maxRequestBody: opts.MaxRequestBody,
-		members:        members,
 		logger:         logger,
 		tools:          map[string]*mirrored[*mcp.Tool]{},
 		prompts:        map[string]*mirrored[*mcp.Prompt]{},
 		resources:      map[string]*mirrored[*mcp.Resource]{},
 		templates:      map[string]*mirrored[*mcp.ResourceTemplate]{},
 	}
+	e.members.Store(&members)
 	e.fast.timeout = opts.SessionTimeout
 	e.server = mcp.NewServer(&mcp.Implementation{Name: "caddy-mcp", Version: version()}, &mcp.ServerOptions{
 		Capabilities: &mcp.ServerCapabilities{
@@ -162,9 +175,42 @@ func newEndpoint(key string, aggregate bool, members []*member, opts endpointOpt
 	return e
 }
 
+// memberList is the endpoint's members as they are now.
+func (e *endpoint) memberList() []*member { return *e.members.Load() }
+
+// setMembers changes an aggregate's members (a live set changed): it
+// mirrors the new ones, drops the others' tools, and clients get
+// list_changed.
+func (e *endpoint) setMembers(ms []*member) {
+	e.mu.Lock()
+	old := e.memberList()
+	e.members.Store(&ms)
+	e.mu.Unlock()
+	kept := make(map[*upstream]bool, len(ms))
+	for _, m := range ms {
+		kept[m.up] = true
+	}
+	was := make(map[*upstream]bool, len(old))
+	for _, m := range old {
+		was[m.up] = true
+		if !kept[m.up] {
+			m.up.unwatch(e)
+		}
+	}
+	for _, m := range ms {
+		if !was[m.up] {
+			m.up.watch(e)
+		}
+	}
+	e.refresh()
+}
+
 // Destruct closes the endpoint's client sessions once no config uses it.
 func (e *endpoint) Destruct() error {
-	for _, m := range e.members {
+	if e.live != nil {
+		e.live.unwatch(e)
+	}
+	for _, m := range e.memberList() {
 		m.up.unwatch(e)
 	}
 	for ss := range e.server.Sessions() {
@@ -224,8 +270,9 @@ func (e *endpoint) ready(ctx context.Context) error {
 		defer cancel()
 	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(e.members))
-	for i, m := range e.members {
+	members := e.memberList()
+	errs := make([]error, len(members))
+	for i, m := range members {
 		if m.up.catalog.Load() != nil {
 			continue
 		}
@@ -283,7 +330,7 @@ func (e *endpoint) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 // passIdentity gives a one-server endpoint's initialize or discover result
 // the upstream's serverInfo and instructions.
 func (e *endpoint) passIdentity(res mcp.Result) {
-	cat := e.members[0].up.catalog.Load()
+	cat := e.memberList()[0].up.catalog.Load()
 	if cat == nil {
 		return
 	}
@@ -304,7 +351,7 @@ func (e *endpoint) passIdentity(res mcp.Result) {
 // The upstream is shared, so it sends everything (debug) and each client
 // session filters by its own level (ServerSession.Log does).
 func (e *endpoint) turnLogsOn(ctx context.Context) {
-	for _, m := range e.members {
+	for _, m := range e.memberList() {
 		m.up.wantLogs.Store(true)
 		if err := m.up.do(ctx, func(cs *mcp.ClientSession) error { return enableLogs(ctx, cs) }); err != nil {
 			e.logger.Debug("forwarding logging level", zap.String("server", m.cfg.Name), zap.Error(err))
@@ -322,7 +369,7 @@ func (e *endpoint) refresh() {
 	var prompts []*mirrored[*mcp.Prompt]
 	var resources []*mirrored[*mcp.Resource]
 	var templates []*mirrored[*mcp.ResourceTemplate]
-	for _, m := range e.members {
+	for _, m := range e.memberList() {
 		cat := m.up.catalog.Load()
 		if cat == nil {
 			continue
@@ -620,8 +667,8 @@ func (e *endpoint) ownerOf(uri string) *member {
 			best, bestLen = x.m, len(prefix)
 		}
 	}
-	if best == nil && len(e.members) == 1 {
-		best = e.members[0]
+	if members := e.memberList(); best == nil && len(members) == 1 {
+		best = members[0]
 	}
 	return best
 }

@@ -66,7 +66,15 @@ type Gateway struct {
 	// SessionTimeout closes client sessions idle this long. Default: 1h.
 	SessionTimeout caddy.Duration `json:"session_timeout,omitempty"`
 
+	// Registry serves the servers of the mcp_registry app too, changes
+	// live without a reload: each at <server_path><name>/mcp, and the
+	// enabled ones on the aggregate endpoint. A server of Servers shadows a
+	// registry server of the same name.
+	Registry bool `json:"registry,omitempty"`
+
 	logger    *zap.Logger
+	live      *LiveSet
+	opts      endpointOptions
 	upstreams []*upstream
 	byName    map[string]*endpoint
 	aggregate *endpoint
@@ -131,7 +139,19 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		seen[s.Name] = i
 	}
 
-	opts := endpointOptions{MaxRequestBody: g.MaxRequestBody, SessionTimeout: time.Duration(g.SessionTimeout)}
+	if g.Registry {
+		app, err := ctx.AppIfConfigured("mcp_registry")
+		if err != nil {
+			return fmt.Errorf("registry: %v (configure the mcp_registry app, in a Caddyfile the mcp_registry global option)", err)
+		}
+		src, ok := app.(LiveSource)
+		if !ok {
+			return fmt.Errorf("registry: app mcp_registry (%T) keeps no live set of servers", app)
+		}
+		g.live = src.LiveSet()
+	}
+
+	g.opts = endpointOptions{MaxRequestBody: g.MaxRequestBody, SessionTimeout: time.Duration(g.SessionTimeout)}
 	members := make([]*member, 0, len(g.Servers))
 	g.byName = make(map[string]*endpoint, len(g.Servers))
 	for _, s := range g.Servers {
@@ -142,14 +162,14 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		g.upstreams = append(g.upstreams, u)
 		m := &member{cfg: s, up: u}
 		members = append(members, m)
-		e, err := loadEndpoint(false, []*member{m}, opts, g.logger.With(zap.String("endpoint", s.Name)))
+		e, err := loadEndpoint(false, []*member{m}, g.opts, nil, g.logger.With(zap.String("endpoint", s.Name)))
 		if err != nil {
 			return err
 		}
 		g.byName[s.Name] = e
 	}
 	var err error
-	g.aggregate, err = loadEndpoint(true, members, opts, g.logger.With(zap.String("endpoint", "aggregate")))
+	g.aggregate, err = loadEndpoint(true, members, g.opts, g.live, g.logger.With(zap.String("endpoint", "aggregate")))
 	return err
 }
 
@@ -201,11 +221,15 @@ func (g *Gateway) route(p string) (*endpoint, error) {
 	if !ok || strings.Contains(name, "/") {
 		return nil, nil
 	}
-	e, ok := g.byName[name]
-	if !ok {
-		return nil, fmt.Errorf("unknown MCP server %q", name)
+	if e, ok := g.byName[name]; ok {
+		return e, nil
 	}
-	return e, nil
+	if g.live != nil {
+		if e, err := g.live.endpoint(name, g.opts, g.logger); e != nil || err != nil {
+			return e, err
+		}
+	}
+	return nil, fmt.Errorf("unknown MCP server %q", name)
 }
 
 // originAllowed accepts localhost, the site's own host (over TLS, or as an

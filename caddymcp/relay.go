@@ -180,18 +180,21 @@ func (c *caller) client() any {
 
 // inflight lists the callers of an upstream, oldest first.
 type inflight struct {
+	n       atomic.Int64 // calls in flight, with or without a caller
 	mu      sync.Mutex
 	callers []*caller
 }
 
 func (f *inflight) begin(c *caller) (end func()) {
+	f.n.Add(1)
 	if c == nil {
-		return func() {}
+		return func() { f.n.Add(-1) }
 	}
 	f.mu.Lock()
 	f.callers = append(f.callers, c)
 	f.mu.Unlock()
 	return func() {
+		f.n.Add(-1)
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		for i, x := range f.callers {
@@ -202,6 +205,9 @@ func (f *inflight) begin(c *caller) (end func()) {
 		}
 	}
 }
+
+// busy reports whether any call is in flight.
+func (f *inflight) busy() bool { return f.n.Load() > 0 }
 
 // only returns the caller to send a server's request to: the most recent
 // call in flight, provided that every call in flight comes from one client.

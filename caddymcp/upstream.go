@@ -53,6 +53,7 @@ type upstream struct {
 	retryAt    time.Time
 	closed     bool
 	watchers   map[*endpoint]struct{}
+	observers  map[upstreamObserver]struct{}
 
 	catalog atomic.Pointer[catalog]
 	relists sync.Mutex // one relist at a time, each from the newest catalog
@@ -94,7 +95,7 @@ func releaseUpstream(cfg *ServerConfig) { _, _ = upstreams.Delete(cfg.key()) }
 func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
 	logs, logger := newLogRelay(logger)
 	logger = logger.With(zap.String("server", cfg.Name))
-	u := &upstream{cfg: cfg, logs: logs, logger: logger, watchers: map[*endpoint]struct{}{}}
+	u := &upstream{cfg: cfg, logs: logs, logger: logger, watchers: map[*endpoint]struct{}{}, observers: map[upstreamObserver]struct{}{}}
 	switch {
 	case cfg.Stdio != nil:
 		t := cfg.Stdio.transport(logger)
@@ -229,7 +230,11 @@ func (u *upstream) connected(ctx context.Context) (*mcp.ClientSession, error) {
 		if err != nil {
 			u.failed(err)
 			err := &errUnavailable{server: u.cfg.Name, url: u.remoteURL(), err: err}
+			obs := u.observerList()
 			u.mu.Unlock()
+			for _, o := range obs {
+				o.unavailable(u, err)
+			}
 			return nil, err
 		}
 		if u.closed {
@@ -404,10 +409,45 @@ func sessionLost(err error) bool {
 	return errors.Is(err, mcp.ErrSessionMissing) || errors.Is(err, mcp.ErrConnectionClosed)
 }
 
-// publish installs a new catalog and tells the endpoints that mirror it.
+// publish installs a new catalog and tells the endpoints that mirror it
+// and the observers.
 func (u *upstream) publish(cat *catalog) {
 	u.catalog.Store(cat)
 	u.forEachWatcher((*endpoint).refresh)
+	u.mu.Lock()
+	obs := u.observerList()
+	u.mu.Unlock()
+	for _, o := range obs {
+		o.published(u)
+	}
+}
+
+// An upstreamObserver follows an upstream's state for something other than
+// serving it: a live set reports catalogs and failures to the registry.
+type upstreamObserver interface {
+	published(u *upstream)              // a new catalog is in u.catalog
+	unavailable(u *upstream, err error) // a connect failed
+}
+
+func (u *upstream) observe(o upstreamObserver) {
+	u.mu.Lock()
+	u.observers[o] = struct{}{}
+	u.mu.Unlock()
+}
+
+func (u *upstream) unobserve(o upstreamObserver) {
+	u.mu.Lock()
+	delete(u.observers, o)
+	u.mu.Unlock()
+}
+
+// observerList copies the observers. u.mu is held.
+func (u *upstream) observerList() []upstreamObserver {
+	obs := make([]upstreamObserver, 0, len(u.observers))
+	for o := range u.observers {
+		obs = append(obs, o)
+	}
+	return obs
 }
 
 func (u *upstream) watch(e *endpoint) {

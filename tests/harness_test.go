@@ -197,7 +197,8 @@ type site struct {
 	listen   string
 	dir      string
 	routes   []map[string]any
-	logLevel string // default DEBUG
+	logLevel string         // default DEBUG
+	registry map[string]any // the mcp_registry app's config; nil: none
 }
 
 func newSite(t testing.TB) *site {
@@ -219,6 +220,9 @@ func (s *site) json(t testing.TB) []byte {
 				"automatic_https": map[string]any{"disable": true},
 			}},
 		}},
+	}
+	if s.registry != nil {
+		cfg["apps"].(map[string]any)["mcp_registry"] = s.registry
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {

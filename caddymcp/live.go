@@ -1,0 +1,322 @@
+package caddymcp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.uber.org/zap"
+)
+
+// LiveSet is a set of servers that changes while Caddy runs, without a
+// config reload: the mcp_registry app keeps one, and a gateway with
+// `registry` on serves its servers beside its own, each at
+// <server_path><name>/mcp and, where the set says so, on the aggregate.
+//
+// It is the live routing table. A change replaces one entry atomically:
+// requests that found the old entry finish on it, new ones find the new
+// one, and the work does not grow with the number of servers (the
+// aggregate endpoints that include the set rebuild their member list).
+// Retired upstreams stop once their calls in flight have ended.
+type LiveSet struct {
+	id       string
+	logger   *zap.Logger
+	observer LiveObserver
+
+	servers sync.Map // name → *liveServer
+
+	mu         sync.Mutex // serializes changes
+	closed     bool
+	aggregates map[*endpoint][]*member // aggregate endpoints → their own (inline) members
+}
+
+// LiveObserver hears what the servers of a live set do.
+type LiveObserver interface {
+	// ToolsChanged is called with a server's tools after each listing.
+	ToolsChanged(server string, tools []*mcp.Tool)
+	// Unavailable is called when connecting to a server failed.
+	Unavailable(server string, err error)
+}
+
+// LiveSource is implemented by apps that keep a live set (mcp_registry).
+type LiveSource interface {
+	LiveSet() *LiveSet
+}
+
+// liveServer is one entry of a live set.
+type liveServer struct {
+	cfg       *ServerConfig
+	m         *member
+	aggregate bool // on aggregate endpoints too
+
+	mu      sync.Mutex
+	retired bool
+	ends    map[endpointOptions]*endpoint // one-server endpoints, made on first use
+}
+
+// retireGrace bounds how long a replaced or removed server's calls in
+// flight may go on before its upstream is stopped anyway.
+const retireGrace = 5 * time.Minute
+
+// NewLiveSet returns an empty live set; observer may be nil.
+func NewLiveSet(logger *zap.Logger, observer LiveObserver) *LiveSet {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return &LiveSet{id: hex.EncodeToString(b), logger: logger, observer: observer, aggregates: map[*endpoint][]*member{}}
+}
+
+// Set adds a server, or replaces the one of the same name, and says whether
+// aggregate endpoints include it. The server is routed when Set returns (no
+// I/O: it connects on first use). An unchanged config keeps its upstream
+// and client sessions.
+func (l *LiveSet) Set(cfg *ServerConfig, aggregate bool) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return errors.New("the live set is closed")
+	}
+	var old *liveServer
+	if v, ok := l.servers.Load(cfg.Name); ok {
+		old = v.(*liveServer)
+	}
+	if old != nil && old.cfg.key() == cfg.key() && filtersEqual(old.cfg.Tools, cfg.Tools) {
+		if old.aggregate != aggregate {
+			l.servers.Store(cfg.Name, &liveServer{cfg: old.cfg, m: old.m, aggregate: aggregate, ends: old.takeEndpoints()})
+			l.updateAggregates()
+		}
+		return nil
+	}
+	up, err := loadUpstream(cfg, l.logger)
+	if err != nil {
+		return fmt.Errorf("server %q: %w", cfg.Name, err)
+	}
+	l.servers.Store(cfg.Name, &liveServer{cfg: cfg, m: &member{cfg: cfg, up: up}, aggregate: aggregate, ends: map[endpointOptions]*endpoint{}})
+	if old != nil {
+		l.retire(old)
+	}
+	up.observe(l) // after retire: a new tool filter keeps the upstream
+	if aggregate || (old != nil && old.aggregate) {
+		l.updateAggregates()
+	}
+	return nil
+}
+
+// Remove takes a server out of the set; it reports whether it was there.
+func (l *LiveSet) Remove(name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v, ok := l.servers.LoadAndDelete(name)
+	if !ok {
+		return false
+	}
+	old := v.(*liveServer)
+	l.retire(old)
+	if old.aggregate {
+		l.updateAggregates()
+	}
+	return true
+}
+
+// LiveRoute is one entry of the live routing table.
+type LiveRoute struct {
+	Server    *ServerConfig `json:"server"`
+	Aggregate bool          `json:"aggregate"`
+}
+
+// Routes lists the live routing table, by name.
+func (l *LiveSet) Routes() []LiveRoute {
+	var routes []LiveRoute
+	l.servers.Range(func(_, v any) bool {
+		s := v.(*liveServer)
+		routes = append(routes, LiveRoute{Server: s.cfg, Aggregate: s.aggregate})
+		return true
+	})
+	slices.SortFunc(routes, func(a, b LiveRoute) int { return strings.Compare(a.Server.Name, b.Server.Name) })
+	return routes
+}
+
+// Probe checks a server: it connects if there is no session (initialize
+// and list), then pings. It returns the round trip and the server's tools.
+func (l *LiveSet) Probe(ctx context.Context, name string) (time.Duration, []*mcp.Tool, error) {
+	v, ok := l.servers.Load(name)
+	if !ok {
+		return 0, nil, fmt.Errorf("unknown MCP server %q", name)
+	}
+	u := v.(*liveServer).m.up
+	start := time.Now()
+	err := u.do(ctx, func(cs *mcp.ClientSession) error { return cs.Ping(ctx, nil) })
+	latency := time.Since(start)
+	var tools []*mcp.Tool
+	if cat := u.catalog.Load(); cat != nil {
+		tools = cat.tools
+	}
+	return latency, tools, err
+}
+
+// Close stops every server of the set.
+func (l *LiveSet) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	l.servers.Range(func(k, v any) bool {
+		l.servers.Delete(k)
+		s := v.(*liveServer)
+		s.m.up.unobserve(l)
+		s.stop()
+		return true
+	})
+	l.updateAggregates()
+}
+
+// endpoint returns the one-server endpoint for a name, or nil.
+func (l *LiveSet) endpoint(name string, opts endpointOptions, logger *zap.Logger) (*endpoint, error) {
+	for {
+		v, ok := l.servers.Load(name)
+		if !ok {
+			return nil, nil
+		}
+		e, err := v.(*liveServer).endpoint(opts, logger)
+		if e != nil || err != nil {
+			return e, err
+		}
+		// Retired meanwhile: the table has its successor.
+	}
+}
+
+func (s *liveServer) endpoint(opts endpointOptions, logger *zap.Logger) (*endpoint, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.retired {
+		return nil, nil
+	}
+	if e := s.ends[opts]; e != nil {
+		return e, nil
+	}
+	e, err := loadEndpoint(false, []*member{s.m}, opts, nil, logger.With(zap.String("endpoint", s.cfg.Name)))
+	if err != nil {
+		return nil, err
+	}
+	s.ends[opts] = e
+	return e, nil
+}
+
+// takeEndpoints hands the entry's endpoints to its successor.
+func (s *liveServer) takeEndpoints() map[endpointOptions]*endpoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retired = true
+	ends := s.ends
+	s.ends = nil
+	return ends
+}
+
+// retire stops a replaced or removed server once the calls in flight on
+// its upstream have ended. l.mu is held.
+func (l *LiveSet) retire(s *liveServer) {
+	s.m.up.unobserve(l)
+	s.mu.Lock()
+	s.retired = true
+	s.mu.Unlock()
+	go func() {
+		// A request that found the entry just before it was replaced
+		// starts its call within moments.
+		time.Sleep(100 * time.Millisecond)
+		for deadline := time.Now().Add(retireGrace); s.m.up.calls.busy() && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
+		s.stop()
+	}()
+}
+
+// stop gives back the entry's endpoints (closing their client sessions) and
+// its upstream.
+func (s *liveServer) stop() {
+	for _, e := range s.takeEndpoints() {
+		releaseEndpoint(e.key)
+	}
+	releaseUpstream(s.cfg)
+}
+
+// attach makes an aggregate endpoint include the set's servers beside its
+// own members.
+func (l *LiveSet) attach(e *endpoint, own []*member) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.aggregates[e] = own
+	e.setMembers(l.withLive(own))
+}
+
+func (l *LiveSet) unwatch(e *endpoint) {
+	l.mu.Lock()
+	delete(l.aggregates, e)
+	l.mu.Unlock()
+}
+
+// updateAggregates gives every attached aggregate its new member list.
+// l.mu is held.
+func (l *LiveSet) updateAggregates() {
+	for e, own := range l.aggregates {
+		e.setMembers(l.withLive(own))
+	}
+}
+
+// withLive is own followed by the set's aggregate servers, by name; a
+// server named like one of own is left out (the config's own wins).
+func (l *LiveSet) withLive(own []*member) []*member {
+	names := make(map[string]bool, len(own))
+	for _, m := range own {
+		names[m.cfg.Name] = true
+	}
+	var live []*member
+	l.servers.Range(func(_, v any) bool {
+		s := v.(*liveServer)
+		if s.aggregate && !names[s.cfg.Name] {
+			live = append(live, s.m)
+		}
+		return true
+	})
+	slices.SortFunc(live, func(a, b *member) int { return strings.Compare(a.cfg.Name, b.cfg.Name) })
+	return append(slices.Clip(own), live...)
+}
+
+// published and unavailable pass an upstream's news to the observer, if
+// the upstream is still the set's server of that name.
+func (l *LiveSet) published(u *upstream) {
+	if l.observer == nil || !l.current(u) {
+		return
+	}
+	if cat := u.catalog.Load(); cat != nil {
+		l.observer.ToolsChanged(u.cfg.Name, cat.tools)
+	}
+}
+
+func (l *LiveSet) unavailable(u *upstream, err error) {
+	if l.observer != nil && l.current(u) {
+		l.observer.Unavailable(u.cfg.Name, err)
+	}
+}
+
+func (l *LiveSet) current(u *upstream) bool {
+	v, ok := l.servers.Load(u.cfg.Name)
+	return ok && v.(*liveServer).m.up == u
+}
+
+func filtersEqual(a, b *ToolFilter) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return slices.Equal(a.Allow, b.Allow) && slices.Equal(a.Deny, b.Deny)
+}
+
+// Interface guard
+var _ upstreamObserver = (*LiveSet)(nil)

@@ -1,0 +1,196 @@
+package registryapp
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Probe defaults.
+const (
+	defaultProbeInterval = 30 * time.Second
+	defaultProbeTimeout  = 10 * time.Second
+	maxProbesAtOnce      = 16
+)
+
+// prober probes each enabled server at its interval: it connects (initialize
+// and list) if there is no session, then pings, through the same upstream
+// the gateway uses. A timer per server, a bounded number at once.
+type prober struct {
+	r *registry
+
+	mu     sync.Mutex
+	ctx    context.Context // nil until started
+	timers map[string]*time.Timer
+	sem    chan struct{}
+}
+
+// start probes every enabled server soon, spread over a second or its
+// interval, whichever is shorter.
+func (p *prober) start(ctx context.Context) {
+	p.mu.Lock()
+	p.ctx, p.timers, p.sem = ctx, map[string]*time.Timer{}, make(chan struct{}, maxProbesAtOnce)
+	p.mu.Unlock()
+	p.r.mu.RLock()
+	defer p.r.mu.RUnlock()
+	for name := range p.r.servers {
+		p.schedule(name, true)
+	}
+}
+
+// schedule (re)arms a server's probe: soon after a change of how it is
+// reached, else after its interval. r.mu is held.
+func (p *prober) schedule(name string, soon bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ctx == nil {
+		return
+	}
+	if t := p.timers[name]; t != nil {
+		t.Stop()
+		delete(p.timers, name)
+	}
+	e := p.r.servers[name]
+	if e == nil || !e.rec.Enabled {
+		return
+	}
+	interval, _, off := p.r.probeSettings(e.rec)
+	if off {
+		return
+	}
+	delay := interval
+	if soon {
+		delay = rand.N(min(interval, time.Second)) + time.Millisecond
+	}
+	p.timers[name] = time.AfterFunc(delay, func() { p.run(name) })
+}
+
+// rescheduleAll re-arms every probe after a settings change. r.mu is held.
+func (p *prober) rescheduleAll() {
+	for name := range p.r.servers {
+		p.schedule(name, false)
+	}
+}
+
+func (p *prober) cancel(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t := p.timers[name]; t != nil {
+		t.Stop()
+		delete(p.timers, name)
+	}
+}
+
+func (p *prober) stopAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.timers {
+		t.Stop()
+	}
+	p.timers = map[string]*time.Timer{}
+}
+
+// run probes one server and arms its next probe.
+func (p *prober) run(name string) {
+	p.mu.Lock()
+	ctx, sem := p.ctx, p.sem
+	p.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-sem }()
+	if _, err := p.r.probe(ctx, name); err == errNotFound {
+		return
+	}
+	p.r.mu.RLock()
+	defer p.r.mu.RUnlock()
+	p.schedule(name, false)
+}
+
+// probeSettings are a record's probe interval and timeout, its own or the
+// app's, and whether probing is off.
+func (r *registry) probeSettings(s *Server) (interval, timeout time.Duration, off bool) {
+	def := r.cfg.Load().probe
+	interval, timeout, off = time.Duration(def.Interval), time.Duration(def.Timeout), def.Disabled
+	if p := s.Probe; p != nil {
+		off = off || p.Disabled
+		if p.Interval > 0 {
+			interval = time.Duration(p.Interval)
+		}
+		if p.Timeout > 0 {
+			timeout = time.Duration(p.Timeout)
+		}
+	}
+	return interval, timeout, off
+}
+
+// probe checks a server now and records the outcome.
+func (r *registry) probe(ctx context.Context, name string) (Status, error) {
+	r.mu.RLock()
+	e := r.servers[name]
+	var rec *Server
+	if e != nil {
+		rec = e.rec
+	}
+	r.mu.RUnlock()
+	if rec == nil {
+		return Status{}, errNotFound
+	}
+	if !rec.Enabled {
+		return Status{}, fieldErr("enabled", "server %q is disabled: enable it to probe it", name)
+	}
+	_, timeout, _ := r.probeSettings(rec)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	latency, _, err := r.live.Probe(ctx, name)
+	return r.observe(name, latency, err), nil
+}
+
+// observe records the outcome of a probe, or a failure seen on live traffic
+// (latency 0). A server that becomes unhealthy, or healthy again, leaves or
+// rejoins the aggregate if the config keeps unhealthy servers out.
+func (r *registry) observe(name string, latency time.Duration, err error) Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.servers[name]
+	if e == nil {
+		return Status{}
+	}
+	now := time.Now().UTC()
+	st := e.status
+	st.LastCheck = &now
+	wasUp := st.Health != HealthUnhealthy && st.Health != HealthNeedsAuth
+	if err == nil {
+		st.Health, st.Reason, st.Failures = HealthHealthy, "", 0
+		st.LatencyMS = float64(latency.Microseconds()) / 1000
+	} else {
+		st.Failures++
+		st.LastError = err.Error()
+		st.Health, st.Reason = HealthUnhealthy, err.Error()
+		if needsAuth(err) {
+			st.Health, st.Reason = HealthNeedsAuth, "the server asks for credentials: "+err.Error()
+		}
+	}
+	e.status = st
+	if isUp := st.Health == HealthHealthy; isUp != wasUp && r.cfg.Load().excludeUnhealthy {
+		r.route(e)
+	}
+	if err != nil && wasUp {
+		r.log().Warn("registry server unhealthy", zap.String("server", name), zap.String("health", st.Health), zap.Error(err))
+	}
+	return st
+}
+
+// needsAuth reports whether a failure is the server refusing us for want
+// of (valid) credentials.
+func needsAuth(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Unauthorized") || strings.Contains(msg, "401") ||
+		strings.Contains(msg, "Forbidden") || strings.Contains(msg, "403")
+}

@@ -1,0 +1,189 @@
+package registryapp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// Storage layout. Each record is one key, written whole (Caddy's file
+// storage writes a temporary file and renames it), so after a crash a record
+// is whole or absent. The journal lists the latest changes, for other Caddy
+// instances sharing the storage to follow.
+const (
+	storePrefix = "mcp_registry"
+	serversDir  = storePrefix + "/servers"
+	journalKey  = storePrefix + "/journal.json"
+	writeLock   = storePrefix + "/write"
+	journalKeep = 1024
+)
+
+// store keeps the registry's records in Caddy's storage.
+type store struct {
+	storage certmagic.Storage
+	mu      sync.Mutex // writers of this process queue here, then take the storage lock
+}
+
+// journal is the sequence of changes: its number, and the latest names.
+type journal struct {
+	Seq     int64    `json:"seq"`
+	Changes []change `json:"changes"` // oldest first, at most journalKeep
+}
+
+type change struct {
+	Seq  int64  `json:"seq"`
+	Name string `json:"name"`
+}
+
+func recordKey(name string) string { return path.Join(serversDir, name+".json") }
+
+// errNotFound is a record that does not exist.
+var errNotFound = errors.New("not found")
+
+// get reads one record.
+func (st *store) get(ctx context.Context, name string) (*Server, error) {
+	b, err := st.storage.Load(ctx, recordKey(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading record %q from storage: %w", name, err)
+	}
+	return decodeRecord(name, b)
+}
+
+func decodeRecord(name string, b []byte) (*Server, error) {
+	var s Server
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("record %q in storage is unreadable: %v", name, err)
+	}
+	if s.SchemaVersion < 1 || s.SchemaVersion > schemaVersion {
+		return nil, fmt.Errorf("record %q in storage has schema version %d; this build reads 1 to %d", name, s.SchemaVersion, schemaVersion)
+	}
+	if s.Name != name {
+		return nil, fmt.Errorf("record %q in storage names itself %q", name, s.Name)
+	}
+	s.Status = nil
+	return &s, nil
+}
+
+// list reads every record. Records that cannot be read are reported, each
+// with its name, beside the ones that can: one bad record hides no other.
+func (st *store) list(ctx context.Context) ([]*Server, []error, error) {
+	keys, err := st.storage.List(ctx, serversDir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing records in storage: %w", err)
+	}
+	var out []*Server
+	var bad []error
+	for _, k := range keys {
+		name, ok := strings.CutSuffix(path.Base(k), ".json")
+		if !ok || strings.HasPrefix(path.Base(k), ".") {
+			continue // not a record: a temporary file of an interrupted write
+		}
+		s, err := st.get(ctx, name)
+		switch {
+		case errors.Is(err, errNotFound):
+		case err != nil:
+			bad = append(bad, err)
+		default:
+			out = append(out, s)
+		}
+	}
+	return out, bad, nil
+}
+
+// lock takes the process's and then the storage's write lock: other
+// Caddy instances sharing the storage wait for it too.
+func (st *store) lock(ctx context.Context) (unlock func(), err error) {
+	st.mu.Lock()
+	if err := st.storage.Lock(ctx, writeLock); err != nil {
+		st.mu.Unlock()
+		return nil, fmt.Errorf("locking the registry's storage: %w", err)
+	}
+	return func() {
+		_ = st.storage.Unlock(context.WithoutCancel(ctx), writeLock)
+		st.mu.Unlock()
+	}, nil
+}
+
+// put writes a record whole (its status is not stored).
+func (st *store) put(ctx context.Context, s *Server) error {
+	stored := s.clone()
+	stored.Status = nil
+	b, err := json.Marshal(stored)
+	if err != nil {
+		return err
+	}
+	if err := st.storage.Store(ctx, recordKey(s.Name), b); err != nil {
+		return fmt.Errorf("writing record %q to storage: %w", s.Name, err)
+	}
+	return nil
+}
+
+// remove deletes a record.
+func (st *store) remove(ctx context.Context, name string) error {
+	if err := st.storage.Delete(ctx, recordKey(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("deleting record %q from storage: %w", name, err)
+	}
+	return nil
+}
+
+// appendJournal records a change after j, which it advances. The locks are
+// held.
+func (st *store) appendJournal(ctx context.Context, j *journal, name string) error {
+	j.Seq++
+	j.Changes = append(j.Changes, change{Seq: j.Seq, Name: name})
+	if len(j.Changes) > journalKeep {
+		j.Changes = j.Changes[len(j.Changes)-journalKeep:]
+	}
+	b, _ := json.Marshal(j)
+	if err := st.storage.Store(ctx, journalKey, b); err != nil {
+		return fmt.Errorf("writing the registry's journal: %w", err)
+	}
+	return nil
+}
+
+// since returns the names changed after seq, or false when the journal no
+// longer reaches back that far (or went back: it was damaged and started
+// again), and everything must be read.
+func (j *journal) since(seq int64) ([]string, bool) {
+	if j.Seq < seq || (j.Seq > seq && (len(j.Changes) == 0 || j.Changes[0].Seq > seq+1)) {
+		return nil, false
+	}
+	var names []string
+	for _, c := range j.Changes {
+		if c.Seq > seq {
+			names = append(names, c.Name)
+		}
+	}
+	return names, true
+}
+
+// readJournal reads the journal; a missing one is empty.
+func (st *store) readJournal(ctx context.Context) (*journal, error) {
+	b, err := st.storage.Load(ctx, journalKey)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &journal{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the registry's journal: %w", err)
+	}
+	var j journal
+	if err := json.Unmarshal(b, &j); err != nil {
+		// A damaged journal starts again: its number going back makes
+		// every instance read all records.
+		return &journal{}, nil
+	}
+	return &j, nil
+}
