@@ -35,6 +35,16 @@ type LiveSet struct {
 	mu         sync.Mutex // serializes changes
 	closed     bool
 	aggregates map[*endpoint][]*member // aggregate endpoints → their own (inline) members
+	tools      []LiveTool
+}
+
+// LiveTool is a tool that the live set's owner adds to the aggregate
+// endpoints that include the set: the registry's tool search.
+type LiveTool struct {
+	Tool *mcp.Tool
+	// Handler answers a call. exposed names a server's tool as the endpoint
+	// that was called shows it, "" if it does not show it.
+	Handler func(ctx context.Context, req *mcp.CallToolRequest, exposed func(server, tool string) string) (*mcp.CallToolResult, error)
 }
 
 // LiveObserver hears what the servers of a live set do.
@@ -247,13 +257,48 @@ func (s *liveServer) stop() {
 	releaseUpstream(s.cfg)
 }
 
+// AddTool adds a tool to every aggregate endpoint that includes the set,
+// now and later.
+func (l *LiveSet) AddTool(t LiveTool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tools = append(l.tools, t)
+	for e := range l.aggregates {
+		e.addLiveTool(t)
+	}
+}
+
 // attach makes an aggregate endpoint include the set's servers beside its
-// own members.
+// own members, and the set's tools.
 func (l *LiveSet) attach(e *endpoint, own []*member) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.aggregates[e] = own
+	for _, t := range l.tools {
+		e.addLiveTool(t)
+	}
 	e.setMembers(l.withLive(own))
+}
+
+func (e *endpoint) addLiveTool(t LiveTool) {
+	e.addTool(t.Tool, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return t.Handler(ctx, req, e.exposedName)
+	})
+}
+
+// exposedName is a member's tool's name on the endpoint, or "".
+func (e *endpoint) exposedName(server, tool string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if x, ok := e.tools[server+"__"+tool]; ok && x.m.cfg.Name == server && x.name == tool {
+		return server + "__" + tool
+	}
+	for name, x := range e.tools { // names fitted to the pattern, or collisions
+		if x.m.cfg.Name == server && x.name == tool {
+			return name
+		}
+	}
+	return ""
 }
 
 func (l *LiveSet) unwatch(e *endpoint) {

@@ -62,6 +62,7 @@ func newRegistry(st *store, logger *zap.Logger) *registry {
 	r := &registry{store: st, index: newSearchIndex(), servers: map[string]*entry{}}
 	r.logger.Store(logger)
 	r.live = caddymcp.NewLiveSet(logger, r)
+	r.live.AddTool(r.searchTool())
 	r.probes.r = r
 	return r
 }

@@ -99,6 +99,25 @@ func TestRegistryLiveRoutes(t *testing.T) {
 		t.Errorf("the aggregate lacks conf__test_simple_text: %v", names)
 	}
 
+	// The registry's search, as a tool of the aggregate: it answers with
+	// the names to call there.
+	found, err := agg.CallTool(context.Background(), &mcp.CallToolParams{Name: "registry__search_tools", Arguments: map[string]any{"query": "simple text"}})
+	if err != nil || found.IsError {
+		t.Fatalf("registry__search_tools: %v %v", err, text(found))
+	}
+	var hits struct {
+		Results []struct{ Name, Server, Tool string } `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(text(found)), &hits); err != nil {
+		t.Fatalf("registry__search_tools answered %q: %v", text(found), err)
+	}
+	if len(hits.Results) == 0 || hits.Results[0].Name != "conf__test_simple_text" || hits.Results[0].Server != "conf" {
+		t.Errorf("searching %q: %+v, want conf__test_simple_text first", "simple text", hits.Results)
+	}
+	if res, err := agg.CallTool(context.Background(), &mcp.CallToolParams{Name: "registry__search_tools", Arguments: map[string]any{}}); err != nil || !res.IsError || !strings.Contains(text(res), "query is required") {
+		t.Errorf("registry__search_tools without a query: %v %q, want a tool error saying query is required", err, text(res))
+	}
+
 	// Disable: 404 on its route, gone from the aggregate.
 	if status, _, body := apiCall(t, "POST", s.url("/api/servers/conf/disable"), nil, nil); status != http.StatusOK || body["enabled"] != false {
 		t.Fatalf("disable: %d %v", status, body)
