@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"syscall"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -85,6 +86,11 @@ type RemoteConfig struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	// Timeout bounds connecting and initializing; default 10s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// DialControl, if set, vets every address dialed: the registry's SSRF
+	// guard, which a DNS answer that changes after registration
+	// (rebinding) would get around otherwise. Not part of the JSON config.
+	DialControl func(network, address string, c syscall.RawConn) error `json:"-"`
 }
 
 // ToolFilter selects an upstream's tools by name. Patterns use path.Match
@@ -137,7 +143,8 @@ func (s *ServerConfig) key() string {
 		Stdio     *StdioConfig
 		Container *ContainerConfig
 		Remote    *RemoteConfig
-	}{s.Name, s.Stdio, s.Container, s.Remote}
+		Guarded   bool
+	}{s.Name, s.Stdio, s.Container, s.Remote, s.Remote != nil && s.Remote.DialControl != nil}
 	b, _ := json.Marshal(upstreamPart) // plain structs: cannot fail
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])

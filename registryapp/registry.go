@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/caddy-mcp/caddy-mcp/caddymcp"
@@ -112,7 +114,7 @@ func (r *registry) config(s *Server) (*caddymcp.ServerConfig, error) {
 	cfg := &caddymcp.ServerConfig{Name: s.Name, Tools: s.Tools}
 	switch {
 	case s.URL != "":
-		cfg.Remote = &caddymcp.RemoteConfig{URL: s.URL, Transport: s.Transport, Headers: s.Headers}
+		cfg.Remote = &caddymcp.RemoteConfig{URL: s.URL, Transport: s.Transport, Headers: s.Headers, DialControl: r.dialControl(s.URL)}
 	case s.Template != "":
 		t := r.cfg.Load().templates[s.Template]
 		if t == nil {
@@ -138,6 +140,20 @@ func (r *registry) config(s *Server) (*caddymcp.ServerConfig, error) {
 		return nil, fieldErr(field, "%v", err)
 	}
 	return cfg, nil
+}
+
+// dialControl vets the addresses a registered URL's upstream dials, with
+// the guard of the config in force (a host allowed by name is not vetted).
+func (r *registry) dialControl(rawURL string) func(network, address string, c syscall.RawConn) error {
+	u, _ := url.Parse(rawURL)
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	return func(network, address string, c syscall.RawConn) error {
+		g := r.cfg.Load().guard
+		if g.hosts[host] {
+			return nil
+		}
+		return g.control(network, address, c)
+	}
 }
 
 // route puts an entry's server in the live table as its record and health
