@@ -135,14 +135,23 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 
 // UnmarshalCaddyfile sets up the API handler. Syntax:
 //
-//	mcp_registry_api [<matcher>] [<prefix>]    # prefix default /api; /health too
+//	mcp_registry_api [<matcher>] {
+//	    prefix <path>                     # default /api; /health is served too
+//	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
-		h.Prefix = d.Val()
-	}
-	if d.NextArg() || d.NextBlock(0) {
 		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "prefix":
+			if !d.AllArgs(&h.Prefix) {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("unrecognized mcp_registry_api option %q", d.Val())
+		}
 	}
 	return nil
 }
