@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -65,6 +66,39 @@ func TestCaddyfileExample(t *testing.T) {
 		}
 	})
 
+	t.Run("registry", func(t *testing.T) {
+		// As the example's comment says: register a remote server on this
+		// machine with just a name and a URL, and a second server from the
+		// config's template; both are served at once, alone and on /mcp.
+		upstream := peers.StartGoConformanceHTTP(t)
+		for _, body := range []string{
+			`{"name": "docs", "url": "` + upstream + `"}`,
+			`{"name": "demo2", "template": "demo", "tags": ["example"]}`,
+		} {
+			resp, err := client.Post(base+"/api/servers", "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			answer, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("POST /api/servers %s: %s %s", body, resp.Status, answer)
+			}
+		}
+		docs := connect(t, base+"/servers/docs/mcp", client, nil)
+		if res, err := docs.CallTool(context.Background(), &mcp.CallToolParams{Name: "test_simple_text"}); err != nil || !strings.Contains(text(res), "simple text") {
+			t.Errorf("test_simple_text through /servers/docs/mcp: %v %q", err, text(res))
+		}
+		agg := connect(t, base+"/mcp", client, nil)
+		res, err := agg.CallTool(context.Background(), &mcp.CallToolParams{Name: "demo2__add", Arguments: map[string]any{"a": 2, "b": 40}})
+		if err != nil || !strings.Contains(text(res), "42") {
+			t.Errorf("demo2__add through /mcp: %v %q", err, text(res))
+		}
+		if names := toolNames(t, agg); !slices.Contains(names, "docs__test_simple_text") || !slices.Contains(names, "demo__echo") {
+			t.Errorf("the aggregate lacks the registry's or the config's servers: %v", names)
+		}
+	})
+
 	t.Run("inspector cli", func(t *testing.T) {
 		caFile := filepath.Join(dir, "root.crt")
 		if err := os.WriteFile(caFile, rootPEM, 0o600); err != nil {
@@ -88,12 +122,14 @@ func TestCaddyfileExample(t *testing.T) {
 // withGlobalOptions adds lines to a Caddyfile's global options block,
 // creating the block if the file has none.
 func withGlobalOptions(caddyfile, lines string) string {
-	for _, l := range strings.Split(caddyfile, "\n") {
+	all := strings.Split(caddyfile, "\n")
+	for i, l := range all {
 		switch trimmed := strings.TrimSpace(l); {
 		case trimmed == "" || strings.HasPrefix(trimmed, "#"):
 			continue
 		case trimmed == "{":
-			return strings.Replace(caddyfile, l, l+"\n"+lines, 1)
+			all[i] = l + "\n" + strings.TrimSuffix(lines, "\n")
+			return strings.Join(all, "\n")
 		}
 		break
 	}
