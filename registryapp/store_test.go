@@ -1,0 +1,137 @@
+package registryapp
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/certmagic"
+)
+
+func TestStoreRecordsAndJournal(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st := &store{storage: &certmagic.FileStorage{Path: dir}}
+
+	if recs, bad, err := st.list(ctx); err != nil || len(recs) != 0 || len(bad) != 0 {
+		t.Fatalf("an empty storage lists %v %v %v", recs, bad, err)
+	}
+	if j, err := st.readJournal(ctx); err != nil || j.Seq != 0 {
+		t.Fatalf("an empty storage's journal: %+v %v", j, err)
+	}
+	unlock, err := st.lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &journal{}
+	for _, name := range []string{"a", "b", "c"} {
+		if err := st.put(ctx, &Server{SchemaVersion: 1, Name: name, URL: "https://" + name + ".example.com/mcp", Status: &Status{Health: HealthHealthy}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.appendJournal(ctx, j, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.remove(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.appendJournal(ctx, j, "b"); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+
+	// What other instances read: the journal from its start, and records
+	// whole, without the status (observed, never stored).
+	j2, err := st.readJournal(ctx)
+	if err != nil || j2.Seq != 4 {
+		t.Fatalf("journal: %+v %v, want seq 4", j2, err)
+	}
+	if names, ok := j2.since(1); !ok || !slices.Equal(names, []string{"b", "c", "b"}) {
+		t.Errorf("changes since 1: %v %v", names, ok)
+	}
+	if names, ok := j2.since(4); !ok || len(names) != 0 {
+		t.Errorf("changes since the last: %v %v", names, ok)
+	}
+	if _, ok := j2.since(9); ok {
+		t.Error("a journal that went back (restarted after damage) must ask for a full read")
+	}
+	a, err := st.get(ctx, "a")
+	if err != nil || a.URL != "https://a.example.com/mcp" || a.Status != nil {
+		t.Errorf("get a: %+v %v", a, err)
+	}
+	if _, err := st.get(ctx, "b"); err != errNotFound {
+		t.Errorf("get of a removed record: %v, want errNotFound", err)
+	}
+
+	// A damaged record, one of a newer schema, one that names another
+	// server, and a temporary file of an interrupted write: each bad one is
+	// reported by name, the good ones are listed, the temporary file is not
+	// a record.
+	servers := filepath.Join(dir, "mcp_registry", "servers")
+	for name, content := range map[string]string{
+		"broken.json":          `{"schema_version": 1, "name": "bro`,
+		"future.json":          `{"schema_version": 99, "name": "future"}`,
+		"alias.json":           `{"schema_version": 1, "name": "a"}`,
+		".a.json.tmp123":       `{"schema_version": 1, "name": "a"}`,
+		"a.json.tmp4567890123": `{`,
+	} {
+		if err := os.WriteFile(filepath.Join(servers, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, bad, err := st.list(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range recs {
+		names = append(names, r.Name)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"a", "c"}) {
+		t.Errorf("listed %v, want a and c", names)
+	}
+	var msgs []string
+	for _, err := range bad {
+		msgs = append(msgs, err.Error())
+	}
+	all := strings.Join(msgs, "\n")
+	for _, want := range []string{`record "broken" in storage is unreadable`, `record "future" in storage has schema version 99`, `record "alias" in storage names itself "a"`} {
+		if !strings.Contains(all, want) {
+			t.Errorf("bad records reported as %q, want one saying %q", all, want)
+		}
+	}
+	if len(bad) != 3 {
+		t.Errorf("%d bad records reported, want 3: %q", len(bad), all)
+	}
+
+	// A damaged journal starts again rather than stopping every write.
+	if err := os.WriteFile(filepath.Join(dir, "mcp_registry", "journal.json"), []byte("{nope"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if j3, err := st.readJournal(ctx); err != nil || j3.Seq != 0 {
+		t.Errorf("a damaged journal: %+v %v, want an empty one", j3, err)
+	}
+}
+
+func TestMergePatch(t *testing.T) {
+	for _, tt := range []struct{ base, patch, want string }{
+		{`{"a":1,"b":{"c":2,"d":3}}`, `{"b":{"c":null,"e":4}}`, `{"a":1,"b":{"d":3,"e":4}}`},
+		{`{"tags":["x","y"]}`, `{"tags":["z"]}`, `{"tags":["z"]}`},
+		{`{"a":1}`, `{"a":null}`, `{}`},
+		{`{"a":{"b":1}}`, `{"a":"flat"}`, `{"a":"flat"}`},
+	} {
+		got, err := mergePatch([]byte(tt.base), []byte(tt.patch))
+		if err != nil || string(got) != tt.want {
+			t.Errorf("merge %s with %s = %s %v, want %s", tt.base, tt.patch, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{`[1]`, `"x"`, `{`} {
+		if _, err := mergePatch([]byte(`{}`), []byte(bad)); err == nil {
+			t.Errorf("merge patch %s: no error", bad)
+		}
+	}
+}
