@@ -423,7 +423,10 @@ func sync_[T any](current map[string]*mirrored[T], next map[string]*mirrored[T],
 		remove(gone...)
 	}
 	for name, x := range next {
-		if old, ok := current[name]; ok && old.m == x.m && old.name == x.name && reflect.DeepEqual(old.item, x.item) {
+		// Catalogs are never changed in place: the same item is unchanged,
+		// and only a new listing's items need a deep look.
+		if old, ok := current[name]; ok && old.m == x.m && old.name == x.name &&
+			(any(old.item) == any(x.item) || reflect.DeepEqual(old.item, x.item)) {
 			continue
 		}
 		current[name] = x
