@@ -166,7 +166,7 @@ func (a *api) get(w http.ResponseWriter, r *http.Request, name string) error {
 
 // create answers POST /servers: a new server, enabled unless it says not.
 func (a *api) create(w http.ResponseWriter, r *http.Request) error {
-	in, err := decodeServer(r, nil)
+	in, err := decodeServer(r, nil, true)
 	if err != nil {
 		return err
 	}
@@ -187,9 +187,14 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) error {
 	return a.answer(w, http.StatusCreated, s.Name)
 }
 
-// replace answers PUT /servers/{name}.
+// replace answers PUT /servers/{name}. A body without "enabled" leaves it
+// as it is.
 func (a *api) replace(w http.ResponseWriter, r *http.Request, name string) error {
-	in, err := decodeServer(r, nil)
+	enabled := true
+	if cur, ok := a.reg.get(name); ok {
+		enabled = cur.Enabled
+	}
+	in, err := decodeServer(r, nil, enabled)
 	if err != nil {
 		return err
 	}
@@ -205,7 +210,7 @@ func (a *api) patch(w http.ResponseWriter, r *http.Request, name string) error {
 	if !ok {
 		return notFound(name)
 	}
-	in, err := decodeServer(r, cur)
+	in, err := decodeServer(r, cur, cur.Enabled)
 	if err != nil {
 		return err
 	}
@@ -333,9 +338,10 @@ func (a *api) answer(w http.ResponseWriter, status int, name string) error {
 }
 
 // decodeServer reads a server from the body: the whole spec, or with cur a
-// merge patch on cur's spec. Unknown fields are refused; what the registry
-// keeps itself (times, revision, status) is ignored.
-func decodeServer(r *http.Request, cur *Server) (*Server, error) {
+// merge patch on cur's spec; enabled is the default of "enabled". Unknown
+// fields are refused; what the registry keeps itself (times, revision,
+// status) is ignored.
+func decodeServer(r *http.Request, cur *Server, enabled bool) (*Server, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
@@ -344,13 +350,11 @@ func decodeServer(r *http.Request, cur *Server) (*Server, error) {
 	if err != nil {
 		return nil, apiErr(http.StatusBadRequest, "invalid_json", "reading the body: %v", err)
 	}
-	enabled := true
 	if cur != nil {
 		base, _ := json.Marshal(cur)
 		if body, err = mergePatch(base, body); err != nil {
 			return nil, err
 		}
-		enabled = cur.Enabled
 	}
 	var in struct {
 		Server
@@ -381,8 +385,11 @@ func jsonError(err error) error {
 	case errors.As(err, &syn):
 		return apiErr(http.StatusBadRequest, "invalid_json", "malformed JSON at byte %d: %v", syn.Offset, err)
 	case errors.As(err, &typ):
-		return &apiError{status: http.StatusBadRequest, Code: "invalid_field", Field: typ.Field,
-			Msg: fmt.Sprintf("%s: want %s, got JSON %s", typ.Field, typ.Type, typ.Value)}
+		// The path starts with the embedded struct's Go name: the client
+		// knows the JSON one.
+		field := strings.TrimPrefix(typ.Field, "Server.")
+		return &apiError{status: http.StatusBadRequest, Code: "invalid_field", Field: field,
+			Msg: fmt.Sprintf("%s: want %s, got JSON %s", field, typ.Type, typ.Value)}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return &apiError{status: http.StatusBadRequest, Code: "unknown_field", Field: field, Msg: fmt.Sprintf("unknown field %q", field)}

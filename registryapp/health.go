@@ -3,6 +3,7 @@ package registryapp
 import (
 	"context"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -132,19 +133,29 @@ func (r *registry) probeSettings(s *Server) (interval, timeout time.Duration, of
 
 // probe checks a server now and records the outcome.
 func (r *registry) probe(ctx context.Context, name string) (Status, error) {
-	r.mu.RLock()
+	r.mu.Lock()
 	e := r.servers[name]
 	var rec *Server
 	if e != nil {
 		rec = e.rec
 	}
-	r.mu.RUnlock()
-	if rec == nil {
-		return Status{}, errNotFound
+	if rec == nil || !rec.Enabled || r.probing[name] {
+		r.mu.Unlock()
+		switch {
+		case rec == nil:
+			return Status{}, errNotFound
+		case !rec.Enabled:
+			return Status{}, fieldErr("enabled", "server %q is disabled: enable it to probe it", name)
+		}
+		return Status{}, apiErr(http.StatusConflict, "conflict", "server %q is being probed already: try again in a moment", name)
 	}
-	if !rec.Enabled {
-		return Status{}, fieldErr("enabled", "server %q is disabled: enable it to probe it", name)
-	}
+	r.probing[name] = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.probing, name)
+		r.mu.Unlock()
+	}()
 	_, timeout, _ := r.probeSettings(rec)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -35,7 +35,8 @@ type registry struct {
 
 	mu      sync.RWMutex
 	servers map[string]*entry
-	seq     int64 // the journal entry applied last
+	seq     int64           // the journal entry applied last
+	probing map[string]bool // servers whose probe runs: it records its own failure
 
 	started  sync.Once
 	startErr error
@@ -61,7 +62,7 @@ type settings struct {
 }
 
 func newRegistry(st *store, logger *zap.Logger) *registry {
-	r := &registry{store: st, index: newSearchIndex(), servers: map[string]*entry{}}
+	r := &registry{store: st, index: newSearchIndex(), servers: map[string]*entry{}, probing: map[string]bool{}}
 	r.logger.Store(logger)
 	r.live = caddymcp.NewLiveSet(logger, r)
 	r.live.AddTool(r.searchTool())
@@ -388,9 +389,15 @@ func (r *registry) ToolsChanged(server string, tools []*mcp.Tool) {
 	r.index.setServer(server, e.rec.Tags, indexed(ts))
 }
 
-// Unavailable counts a failure seen on live traffic (caddymcp.LiveObserver).
+// Unavailable counts a failure seen on live traffic (caddymcp.LiveObserver),
+// unless a probe of the server runs: its failure is the probe's to record.
 func (r *registry) Unavailable(server string, err error) {
-	r.observe(server, 0, err)
+	r.mu.RLock()
+	probing := r.probing[server]
+	r.mu.RUnlock()
+	if !probing {
+		r.observe(server, 0, err)
+	}
 }
 
 // indexed turns tools into what the search index takes.
