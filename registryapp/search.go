@@ -72,43 +72,40 @@ type searchFilter struct {
 type searchIndex struct {
 	mu      sync.RWMutex
 	terms   map[string]*postingList
-	docs    []toolDoc // by document id; ids in free are unused
+	docs    []toolDoc // by document id; ids in free are unused, the rest live
 	free    []int32
 	servers map[string]*indexedServer
-	live    int
 	lenSum  [numFields]int // summed field lengths of the live documents
 	scratch sync.Pool      // *searchScratch
 }
 
-type indexedServer struct {
-	name string
-	tags []string
-	docs []int32
-}
-
-type toolDoc struct {
-	srv                      *indexedServer // nil while the id is free
-	name, title, description string
-	lens                     [numFields]int32
-	refs                     []termRef // one per distinct term, for removal
-}
-
-// termRef is where one of a document's postings sits, so that removing the
-// document is a constant-time swap per term instead of a scan of the list.
-type termRef struct {
-	list *postingList
-	pos  int32
-}
-
-type posting struct {
-	doc, ref int32 // ref: the index of this term in docs[doc].refs
-	tf       [numFields]uint16
-}
-
-type postingList struct {
-	term     string
-	postings []posting // unordered: removal swaps the last one in
-}
+type (
+	indexedServer struct {
+		name string
+		tags []string
+		docs []int32
+	}
+	toolDoc struct {
+		srv                      *indexedServer // nil while the id is free
+		name, title, description string
+		lens                     [numFields]int32
+		refs                     []termRef // one per distinct term, for removal
+	}
+	// termRef is where one of a document's postings sits, so that removing
+	// the document is a constant-time swap per term, not a scan of the list.
+	termRef struct {
+		list *postingList
+		pos  int32
+	}
+	postingList struct {
+		term     string
+		postings []posting // unordered: removal swaps the last one in
+	}
+	posting struct {
+		doc, ref int32 // ref: the index of this term in docs[doc].refs
+		tf       [numFields]uint16
+	}
+)
 
 // searchScratch is one search's score per document, pooled so that a search
 // allocates nothing in proportion to the corpus. Entries are zero between uses.
@@ -126,8 +123,12 @@ type scoredDoc struct {
 // analyzedTool is a tool's terms, computed before the write lock is taken.
 type analyzedTool struct {
 	lens  [numFields]int32
-	terms []string
-	tf    [][numFields]uint16
+	terms []termFreq
+}
+
+type termFreq struct {
+	term string
+	tf   [numFields]uint16
 }
 
 func newSearchIndex() *searchIndex {
@@ -138,7 +139,9 @@ func newSearchIndex() *searchIndex {
 	}
 }
 
-// setServer replaces everything indexed for a server (its tools and tags) in one step.
+// setServer replaces everything indexed for a server (its tools and tags) in
+// one step. Its tools are tokenized before the lock is taken, so searches wait
+// only for the postings to change.
 func (ix *searchIndex) setServer(server string, tags []string, tools []indexedTool) {
 	analyzed := make([]analyzedTool, len(tools))
 	for i, t := range tools {
@@ -146,7 +149,12 @@ func (ix *searchIndex) setServer(server string, tags []string, tools []indexedTo
 	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	ix.removeLocked(server)
+	if old := ix.servers[server]; old != nil {
+		for _, id := range old.docs {
+			ix.removeDoc(id)
+		}
+		delete(ix.servers, server)
+	}
 	if len(tools) == 0 {
 		return
 	}
@@ -157,28 +165,14 @@ func (ix *searchIndex) setServer(server string, tags []string, tools []indexedTo
 	}
 }
 
-func (ix *searchIndex) removeServer(server string) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	ix.removeLocked(server)
-}
+// removeServer forgets a server: a server without tools has nothing to find.
+func (ix *searchIndex) removeServer(server string) { ix.setServer(server, nil, nil) }
 
 // len is the number of tools indexed.
 func (ix *searchIndex) len() int {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return ix.live
-}
-
-func (ix *searchIndex) removeLocked(server string) {
-	srv := ix.servers[server]
-	if srv == nil {
-		return
-	}
-	for _, id := range srv.docs {
-		ix.removeDoc(id)
-	}
-	delete(ix.servers, server)
+	return len(ix.docs) - len(ix.free)
 }
 
 func (ix *searchIndex) addDoc(srv *indexedServer, t indexedTool, a analyzedTool) int32 {
@@ -192,20 +186,19 @@ func (ix *searchIndex) addDoc(srv *indexedServer, t indexedTool, a analyzedTool)
 	d := &ix.docs[id]
 	*d = toolDoc{srv: srv, name: t.Name, title: t.Title, description: t.Description,
 		lens: a.lens, refs: make([]termRef, len(a.terms))}
-	for i, term := range a.terms {
-		pl := ix.terms[term]
+	for i, tf := range a.terms {
+		pl := ix.terms[tf.term]
 		if pl == nil {
 			// A copy, so the vocabulary does not pin the caller's longer strings.
-			pl = &postingList{term: strings.Clone(term)}
+			pl = &postingList{term: strings.Clone(tf.term)}
 			ix.terms[pl.term] = pl
 		}
 		d.refs[i] = termRef{pl, int32(len(pl.postings))}
-		pl.postings = append(pl.postings, posting{doc: id, ref: int32(i), tf: a.tf[i]})
+		pl.postings = append(pl.postings, posting{doc: id, ref: int32(i), tf: tf.tf})
 	}
 	for f, n := range a.lens {
 		ix.lenSum[f] += int(n)
 	}
-	ix.live++
 	return id
 }
 
@@ -226,7 +219,6 @@ func (ix *searchIndex) removeDoc(id int32) {
 	for f, n := range d.lens {
 		ix.lenSum[f] -= int(n)
 	}
-	ix.live--
 	*d = toolDoc{}
 	ix.free = append(ix.free, id)
 }
@@ -249,13 +241,9 @@ func (ix *searchIndex) search(query string, f searchFilter, limit int) []searchH
 	defer ix.mu.RUnlock()
 	sc := ix.scratch.Get().(*searchScratch)
 	defer ix.scratch.Put(sc)
-	if n := len(ix.docs); cap(sc.score) < n {
-		sc.score = make([]float64, n, n+n/4)
-	} else {
-		sc.score = sc.score[:n]
-	}
+	sc.score = slices.Grow(sc.score[:0], len(ix.docs))[:len(ix.docs)]
 
-	n := float64(ix.live)
+	n := float64(len(ix.docs) - len(ix.free))
 	var norm [numFields]float64 // b / average field length
 	for f, sum := range ix.lenSum {
 		if sum > 0 {
@@ -365,11 +353,10 @@ func analyzeTool(t indexedTool) analyzedTool {
 			if !ok {
 				i = len(a.terms)
 				at[term] = i
-				a.terms = append(a.terms, term)
-				a.tf = append(a.tf, [numFields]uint16{})
+				a.terms = append(a.terms, termFreq{term: term})
 			}
-			if a.tf[i][f] < math.MaxUint16 {
-				a.tf[i][f]++
+			if a.terms[i].tf[f] < math.MaxUint16 {
+				a.terms[i].tf[f]++
 			}
 		}
 	}

@@ -107,6 +107,24 @@ func TestSearchRanking(t *testing.T) {
 	}
 }
 
+// TestSearchScores checks the BM25F arithmetic on a corpus small enough to
+// work out by hand.
+func TestSearchScores(t *testing.T) {
+	ix := newSearchIndex()
+	ix.setServer("s", nil, []indexedTool{{Name: "alpha"}, {Name: "beta", Description: "alpha"}})
+	// N = 2, df(alpha) = 2: idf = ln(1 + 0.5/2.5). Average name length 1,
+	// average description length 0.5.
+	idf := math.Log(1.2)
+	nameTF := 3 * 1 / (1 - 0.75 + 0.75*1/1.0)
+	descTF := 1 * 1 / (1 - 0.75 + 0.75*1/0.5)
+	want := []float64{idf * nameTF * 2.2 / (1.2 + nameTF), idf * descTF * 2.2 / (1.2 + descTF)}
+	hits := ix.search("alpha", searchFilter{}, 0)
+	if len(hits) != 2 || hits[0].Tool != "alpha" || math.Abs(hits[0].Score-want[0]) > 1e-12 ||
+		math.Abs(hits[1].Score-want[1]) > 1e-12 {
+		t.Errorf("alpha: %v, want scores %v", hits, want)
+	}
+}
+
 func TestSearchFilters(t *testing.T) {
 	ix := newSearchIndex()
 	tool := []indexedTool{{Name: "read_file"}, {Name: "write_file"}}
@@ -280,6 +298,9 @@ func TestSearchIncrementalMatchesRebuild(t *testing.T) {
 			if len(got) != len(want) {
 				t.Fatalf("%q %+v: %d hits, rebuilt %d", q, f, len(got), len(want))
 			}
+			if top := ix.search(q, f, 7); !slices.Equal(top, got[:min(7, len(got))]) {
+				t.Fatalf("%q %+v: limit 7 gives %v, not the first 7 of %v", q, f, top, got)
+			}
 			for i := range got {
 				g, w := got[i], want[i]
 				if g.Server != w.Server || g.Tool != w.Tool || math.Abs(g.Score-w.Score) > 1e-9 {
@@ -378,9 +399,14 @@ func checkSearchIndex(t *testing.T, ix *searchIndex) {
 	for _, d := range ix.docs {
 		refs += len(d.refs)
 	}
-	if live != ix.live || live != inServers || lens != ix.lenSum || postings != refs || len(ix.free)+live != len(ix.docs) {
-		t.Fatalf("live %d, counted %d, in servers %d; field lengths %v, counted %v; %d postings, %d refs; %d free of %d",
-			ix.live, live, inServers, ix.lenSum, lens, postings, refs, len(ix.free), len(ix.docs))
+	for _, id := range ix.free {
+		if ix.docs[id].srv != nil {
+			t.Fatalf("doc %d is both free and in use", id)
+		}
+	}
+	if live != ix.len() || live != inServers || lens != ix.lenSum || postings != refs {
+		t.Fatalf("len %d, counted %d, in servers %d; field lengths %v, counted %v; %d postings, %d refs",
+			ix.len(), live, inServers, ix.lenSum, lens, postings, refs)
 	}
 }
 
@@ -486,6 +512,7 @@ func BenchmarkSearch10kTools(b *testing.B) {
 	for i := range queries {
 		queries[i] = c.query()
 	}
+	ix.search(queries[0], searchFilter{}, 0) // fills the scratch pool, as a running server's would be
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
