@@ -337,15 +337,30 @@ func (r *registry) catchUp(ctx context.Context, j *journal) error {
 	return nil
 }
 
+// fullReadEvery is how often a follower reads every record, whatever the
+// journal says: an instance killed between writing a record and journaling
+// it leaves a change that only a full read finds.
+const fullReadEvery = 5 * time.Minute
+
 // follow polls the journal for other instances' changes.
 func (r *registry) follow(ctx context.Context) {
+	lastFull := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(r.cfg.Load().poll):
 		}
-		if err := r.followOnce(ctx); err != nil && ctx.Err() == nil {
+		var err error
+		if time.Since(lastFull) >= fullReadEvery {
+			lastFull = time.Now()
+			r.store.mu.Lock()
+			err = r.resync(ctx)
+			r.store.mu.Unlock()
+		} else {
+			err = r.followOnce(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
 			r.log().Warn("following the registry's storage", zap.Error(err))
 		}
 	}
