@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"path"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -46,11 +45,14 @@ type endpoint struct {
 	stateless  *mcp.StreamableHTTPHandler // 2026-07-28 and newer: no sessions
 	sse        *mcp.SSEHandler
 
-	mu        sync.Mutex // serializes refresh
+	mu        sync.Mutex // guards the mirror (mirror.go)
 	tools     map[string]*mirrored[*mcp.Tool]
 	prompts   map[string]*mirrored[*mcp.Prompt]
 	resources map[string]*mirrored[*mcp.Resource]
 	templates map[string]*mirrored[*mcp.ResourceTemplate]
+	byUp      map[*upstream]*member
+	owned     map[*member]*memberNames
+	contested bool // names or URIs collide: each change mirrors everything
 
 	rounds roundTrips
 	fast   fastState // fastpath.go: raw tools/call, and the sessions' idle timeout
@@ -138,6 +140,8 @@ func newEndpoint(key string, aggregate bool, members []*member, opts endpointOpt
 		prompts:        map[string]*mirrored[*mcp.Prompt]{},
 		resources:      map[string]*mirrored[*mcp.Resource]{},
 		templates:      map[string]*mirrored[*mcp.ResourceTemplate]{},
+		byUp:           map[*upstream]*member{},
+		owned:          map[*member]*memberNames{},
 	}
 	e.members.Store(&members)
 	e.fast.timeout = opts.SessionTimeout
@@ -168,41 +172,14 @@ func newEndpoint(key string, aggregate bool, members []*member, opts endpointOpt
 		PropagateRequestCancellation: true,
 	})
 	e.sse = mcp.NewSSEHandler(getServer, &mcp.SSEOptions{MaxRequestBodyBytes: opts.MaxRequestBody})
+	e.mu.Lock()
 	for _, m := range members {
+		e.byUp[m.up] = m
 		m.up.watch(e)
 	}
-	e.refresh()
-	return e
-}
-
-// memberList is the endpoint's members as they are now.
-func (e *endpoint) memberList() []*member { return *e.members.Load() }
-
-// setMembers changes an aggregate's members (a live set changed): it
-// mirrors the new ones, drops the others' tools, and clients get
-// list_changed.
-func (e *endpoint) setMembers(ms []*member) {
-	e.mu.Lock()
-	old := e.memberList()
-	e.members.Store(&ms)
+	e.mirrorAll()
 	e.mu.Unlock()
-	kept := make(map[*upstream]bool, len(ms))
-	for _, m := range ms {
-		kept[m.up] = true
-	}
-	was := make(map[*upstream]bool, len(old))
-	for _, m := range old {
-		was[m.up] = true
-		if !kept[m.up] {
-			m.up.unwatch(e)
-		}
-	}
-	for _, m := range ms {
-		if !was[m.up] {
-			m.up.watch(e)
-		}
-	}
-	e.refresh()
+	return e
 }
 
 // Destruct closes the endpoint's client sessions once no config uses it.
@@ -357,143 +334,6 @@ func (e *endpoint) turnLogsOn(ctx context.Context) {
 			e.logger.Debug("forwarding logging level", zap.String("server", m.cfg.Name), zap.Error(err))
 		}
 	}
-}
-
-// refresh mirrors the members' current catalogs, adding and removing only
-// what changed; the SDK tells clients of changes with list_changed.
-func (e *endpoint) refresh() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-
-	var tools []*mirrored[*mcp.Tool]
-	var prompts []*mirrored[*mcp.Prompt]
-	var resources []*mirrored[*mcp.Resource]
-	var templates []*mirrored[*mcp.ResourceTemplate]
-	for _, m := range e.memberList() {
-		cat := m.up.catalog.Load()
-		if cat == nil {
-			continue
-		}
-		for _, t := range cat.tools {
-			if m.cfg.Tools.allows(t.Name) {
-				tools = append(tools, &mirrored[*mcp.Tool]{m, t.Name, t})
-			}
-		}
-		for _, p := range cat.prompts {
-			prompts = append(prompts, &mirrored[*mcp.Prompt]{m, p.Name, p})
-		}
-		for _, r := range cat.resources {
-			resources = append(resources, &mirrored[*mcp.Resource]{m, r.URI, r})
-		}
-		for _, t := range cat.templates {
-			templates = append(templates, &mirrored[*mcp.ResourceTemplate]{m, t.URITemplate, t})
-		}
-	}
-
-	sync_(e.tools, exposeAll(e, tools), func(x *mirrored[*mcp.Tool], name string) {
-		t := *x.item
-		t.Name = name
-		t.InputSchema = objectSchema(t.InputSchema)
-		e.addTool(&t, e.callTool(x))
-	}, e.server.RemoveTools)
-	sync_(e.prompts, exposeAll(e, prompts), func(x *mirrored[*mcp.Prompt], name string) {
-		p := *x.item
-		p.Name = name
-		e.server.AddPrompt(&p, e.getPrompt(x))
-	}, e.server.RemovePrompts)
-	sync_(e.resources, firstByName(resources), func(x *mirrored[*mcp.Resource], _ string) {
-		e.server.AddResource(x.item, e.readResource(x.m))
-	}, e.server.RemoveResources)
-	sync_(e.templates, firstByName(templates), func(x *mirrored[*mcp.ResourceTemplate], _ string) {
-		e.server.AddResourceTemplate(x.item, e.readResource(x.m))
-	}, e.server.RemoveResourceTemplates)
-}
-
-// sync_ brings current in line with next: it removes what left, and adds
-// what is new or changed.
-func sync_[T any](current map[string]*mirrored[T], next map[string]*mirrored[T], add func(*mirrored[T], string), remove func(...string)) {
-	var gone []string
-	for name := range current {
-		if _, ok := next[name]; !ok {
-			gone = append(gone, name)
-			delete(current, name)
-		}
-	}
-	if len(gone) > 0 {
-		remove(gone...)
-	}
-	for name, x := range next {
-		// Catalogs are never changed in place: the same item is unchanged,
-		// and only a new listing's items need a deep look.
-		if old, ok := current[name]; ok && old.m == x.m && old.name == x.name &&
-			(any(old.item) == any(x.item) || reflect.DeepEqual(old.item, x.item)) {
-			continue
-		}
-		current[name] = x
-		add(x, name)
-	}
-}
-
-// exposeAll names items as clients see them: upstream names on a
-// one-server endpoint, `<server>__<name>` on the aggregate.
-func exposeAll[T any](e *endpoint, items []*mirrored[T]) map[string]*mirrored[T] {
-	out := make(map[string]*mirrored[T], len(items))
-	if !e.aggregate {
-		for _, x := range items {
-			out[x.name] = x
-		}
-		return out
-	}
-	pairs := make([]namePair, len(items))
-	for i, x := range items {
-		pairs[i] = namePair{x.m.cfg.Name, x.name}
-	}
-	names := qualifiedNames(pairs)
-	for i, x := range items {
-		out[names[pairs[i]]] = x
-	}
-	return out
-}
-
-// firstByName keys resources by URI; on the aggregate the first server in
-// config order wins a URI that two servers share.
-func firstByName[T any](items []*mirrored[T]) map[string]*mirrored[T] {
-	out := make(map[string]*mirrored[T], len(items))
-	for _, x := range items {
-		if _, ok := out[x.name]; !ok {
-			out[x.name] = x
-		}
-	}
-	return out
-}
-
-// addTool adds a tool whose schema the SDK refuses with a log line instead
-// of the SDK's panic: one odd upstream tool must not take the others down.
-func (e *endpoint) addTool(t *mcp.Tool, h mcp.ToolHandler) {
-	defer func() {
-		if r := recover(); r != nil {
-			e.logger.Warn("skipping upstream tool the MCP SDK refuses", zap.String("tool", t.Name), zap.Any("reason", r))
-		}
-	}()
-	e.server.AddTool(t, h)
-}
-
-// objectSchema returns an input schema the SDK accepts: MCP requires an
-// object schema, and some servers omit "type" or the schema altogether.
-func objectSchema(s any) any {
-	m, ok := s.(map[string]any)
-	if !ok {
-		return map[string]any{"type": "object"}
-	}
-	if m["type"] == "object" {
-		return s
-	}
-	fixed := make(map[string]any, len(m)+1)
-	for k, v := range m {
-		fixed[k] = v
-	}
-	fixed["type"] = "object"
-	return fixed
 }
 
 func (e *endpoint) callTool(x *mirrored[*mcp.Tool]) mcp.ToolHandler {

@@ -34,7 +34,7 @@ type LiveSet struct {
 
 	mu         sync.Mutex // serializes changes
 	closed     bool
-	aggregates map[*endpoint][]*member // aggregate endpoints → their own (inline) members
+	aggregates map[*endpoint]*attached // aggregate endpoints that include the set
 	tools      []LiveTool
 }
 
@@ -45,6 +45,20 @@ type LiveTool struct {
 	// Handler answers a call. exposed names a server's tool as the endpoint
 	// that was called shows it, "" if it does not show it.
 	Handler func(ctx context.Context, req *mcp.CallToolRequest, exposed func(server, tool string) string) (*mcp.CallToolResult, error)
+}
+
+// attached is an aggregate endpoint that includes the set: its own members
+// come first, then the set's aggregate servers by name, except those named
+// like one of its own (the config's own wins).
+type attached struct {
+	own   []*member
+	names map[string]bool
+}
+
+// before is the order of the set's servers on the endpoint: whether x is
+// a set server that comes after one named name.
+func (a *attached) before(name string) func(x *member) bool {
+	return func(x *member) bool { return !a.names[x.cfg.Name] && x.cfg.Name > name }
 }
 
 // LiveObserver hears what the servers of a live set do.
@@ -79,7 +93,7 @@ const retireGrace = 5 * time.Minute
 func NewLiveSet(logger *zap.Logger, observer LiveObserver) *LiveSet {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	return &LiveSet{id: hex.EncodeToString(b), logger: logger, observer: observer, aggregates: map[*endpoint][]*member{}}
+	return &LiveSet{id: hex.EncodeToString(b), logger: logger, observer: observer, aggregates: map[*endpoint]*attached{}}
 }
 
 // Set adds a server, or replaces the one of the same name, and says whether
@@ -102,7 +116,7 @@ func (l *LiveSet) Set(cfg *ServerConfig, aggregate bool) error {
 	if old != nil && old.cfg.key() == cfg.key() && filtersEqual(old.cfg.Tools, cfg.Tools) {
 		if old.aggregate != aggregate {
 			l.servers.Store(cfg.Name, &liveServer{cfg: old.cfg, m: old.m, aggregate: aggregate, ends: old.takeEndpoints()})
-			l.updateAggregates()
+			l.joinAggregates(old.m, aggregate)
 		}
 		return nil
 	}
@@ -110,13 +124,17 @@ func (l *LiveSet) Set(cfg *ServerConfig, aggregate bool) error {
 	if err != nil {
 		return fmt.Errorf("server %q: %w", cfg.Name, err)
 	}
-	l.servers.Store(cfg.Name, &liveServer{cfg: cfg, m: &member{cfg: cfg, up: up}, aggregate: aggregate, ends: map[endpointOptions]*endpoint{}})
+	m := &member{cfg: cfg, up: up}
+	l.servers.Store(cfg.Name, &liveServer{cfg: cfg, m: m, aggregate: aggregate, ends: map[endpointOptions]*endpoint{}})
 	if old != nil {
 		l.retire(old)
+		if old.aggregate {
+			l.joinAggregates(old.m, false)
+		}
 	}
 	up.observe(l) // after retire: a new tool filter keeps the upstream
-	if aggregate || (old != nil && old.aggregate) {
-		l.updateAggregates()
+	if aggregate {
+		l.joinAggregates(m, true)
 	}
 	return nil
 }
@@ -132,7 +150,7 @@ func (l *LiveSet) Remove(name string) bool {
 	old := v.(*liveServer)
 	l.retire(old)
 	if old.aggregate {
-		l.updateAggregates()
+		l.joinAggregates(old.m, false)
 	}
 	return true
 }
@@ -182,10 +200,12 @@ func (l *LiveSet) Close() {
 		l.servers.Delete(k)
 		s := v.(*liveServer)
 		s.m.up.unobserve(l)
+		if s.aggregate {
+			l.joinAggregates(s.m, false)
+		}
 		s.stop()
 		return true
 	})
-	l.updateAggregates()
 }
 
 // endpoint returns the one-server endpoint for a name, or nil.
@@ -273,11 +293,23 @@ func (l *LiveSet) AddTool(t LiveTool) {
 func (l *LiveSet) attach(e *endpoint, own []*member) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.aggregates[e] = own
+	a := &attached{own: own, names: make(map[string]bool, len(own))}
+	for _, m := range own {
+		a.names[m.cfg.Name] = true
+	}
+	l.aggregates[e] = a
 	for _, t := range l.tools {
 		e.addLiveTool(t)
 	}
-	e.setMembers(l.withLive(own))
+	var live []*member
+	l.servers.Range(func(_, v any) bool {
+		if s := v.(*liveServer); s.aggregate && !a.names[s.cfg.Name] {
+			live = append(live, s.m)
+		}
+		return true
+	})
+	slices.SortFunc(live, func(x, y *member) int { return strings.Compare(x.cfg.Name, y.cfg.Name) })
+	e.setMembers(append(slices.Clip(own), live...))
 }
 
 func (e *endpoint) addLiveTool(t LiveTool) {
@@ -307,31 +339,19 @@ func (l *LiveSet) unwatch(e *endpoint) {
 	l.mu.Unlock()
 }
 
-// updateAggregates gives every attached aggregate its new member list.
-// l.mu is held.
-func (l *LiveSet) updateAggregates() {
-	for e, own := range l.aggregates {
-		e.setMembers(l.withLive(own))
-	}
-}
-
-// withLive is own followed by the set's aggregate servers, by name; a
-// server named like one of own is left out (the config's own wins).
-func (l *LiveSet) withLive(own []*member) []*member {
-	names := make(map[string]bool, len(own))
-	for _, m := range own {
-		names[m.cfg.Name] = true
-	}
-	var live []*member
-	l.servers.Range(func(_, v any) bool {
-		s := v.(*liveServer)
-		if s.aggregate && !names[s.cfg.Name] {
-			live = append(live, s.m)
+// joinAggregates adds a member to every attached aggregate, or takes it
+// off: the work is the member's, whatever the size of the set. l.mu is
+// held.
+func (l *LiveSet) joinAggregates(m *member, join bool) {
+	for e, a := range l.aggregates {
+		switch {
+		case a.names[m.cfg.Name]:
+		case join:
+			e.addMember(m, a.before(m.cfg.Name))
+		default:
+			e.removeMember(m)
 		}
-		return true
-	})
-	slices.SortFunc(live, func(a, b *member) int { return strings.Compare(a.cfg.Name, b.cfg.Name) })
-	return append(slices.Clip(own), live...)
+	}
 }
 
 // published and unavailable pass an upstream's news to the observer, if

@@ -41,10 +41,17 @@ func (p namePair) mangled() bool {
 // The outcome depends only on the set of pairs, never on their order, so
 // a client sees the same names across reloads. It never fails.
 func qualifiedNames(pairs []namePair) map[namePair]string {
-	unique := slices.Clone(pairs)
-	slices.SortFunc(unique, func(a, b namePair) int {
-		if am, bm := a.mangled(), b.mangled(); am != bm {
-			if am {
+	type sortable struct {
+		namePair
+		mangled bool
+	}
+	sorted := make([]sortable, len(pairs))
+	for i, p := range pairs {
+		sorted[i] = sortable{p, p.mangled()}
+	}
+	slices.SortFunc(sorted, func(a, b sortable) int {
+		if a.mangled != b.mangled {
+			if a.mangled {
 				return 1
 			}
 			return -1
@@ -54,7 +61,12 @@ func qualifiedNames(pairs []namePair) map[namePair]string {
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
-	unique = slices.Compact(unique)
+	unique := make([]namePair, 0, len(sorted))
+	for i, p := range sorted {
+		if i == 0 || p.namePair != sorted[i-1].namePair {
+			unique = append(unique, p.namePair)
+		}
+	}
 
 	// Steps 1-3; in sorted order, the first pair to claim a name keeps it.
 	joined := make([]string, len(unique))

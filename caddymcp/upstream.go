@@ -413,7 +413,7 @@ func sessionLost(err error) bool {
 // and the observers.
 func (u *upstream) publish(cat *catalog) {
 	u.catalog.Store(cat)
-	u.forEachWatcher((*endpoint).refresh)
+	u.forEachWatcher(func(e *endpoint) { e.published(u) })
 	u.mu.Lock()
 	obs := u.observerList()
 	u.mu.Unlock()

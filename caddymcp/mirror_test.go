@@ -1,0 +1,123 @@
+package caddymcp
+
+import (
+	"context"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.uber.org/zap"
+)
+
+// catalogUpstream is an upstream that never connects, with a catalog of
+// the given tools (and a prompt and a resource of the same names).
+func catalogUpstream(server string, tools ...string) *upstream {
+	u := &upstream{cfg: &ServerConfig{Name: server}, watchers: map[*endpoint]struct{}{}, observers: map[upstreamObserver]struct{}{}}
+	u.catalog.Store(catalogOf(tools...))
+	return u
+}
+
+func catalogOf(tools ...string) *catalog {
+	cat := &catalog{}
+	for _, t := range tools {
+		cat.tools = append(cat.tools, &mcp.Tool{Name: t, InputSchema: map[string]any{"type": "object"}})
+		cat.prompts = append(cat.prompts, &mcp.Prompt{Name: t})
+		cat.resources = append(cat.resources, &mcp.Resource{Name: t, URI: "res://" + t})
+	}
+	return cat
+}
+
+// mirrorState is what an endpoint exposes: names → server/name.
+func mirrorState(e *endpoint) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var lines []string
+	for n, x := range e.tools {
+		lines = append(lines, "tool "+n+" = "+x.m.cfg.Name+"/"+x.name)
+	}
+	for n, x := range e.prompts {
+		lines = append(lines, "prompt "+n+" = "+x.m.cfg.Name+"/"+x.name)
+	}
+	for n, x := range e.resources {
+		lines = append(lines, "resource "+n+" = "+x.m.cfg.Name)
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
+
+// TestMirrorIncrementalEqualsWhole changes an aggregate's members and their
+// catalogs one at a time, as a live set and upstreams do, and checks after
+// every change that the endpoint exposes exactly what mirroring all members
+// from scratch gives, collisions included (names that mangle alike, names
+// cut to 64, servers sharing a resource URI), and that its MCP server lists
+// those tools.
+func TestMirrorIncrementalEqualsWhole(t *testing.T) {
+	long := strings.Repeat("x", 70)
+	servers := []string{"a", "b", "c.d", "c_d", "srv-" + long[:40], "srv-" + long[:41]}
+	toolSets := [][]string{{"echo"}, {"echo", "add"}, {"get weather", "get_weather"}, {long, long + "y"}, {"shared"}, {}}
+	rng := rand.New(rand.NewPCG(1, 2))
+
+	own := []*member{{cfg: &ServerConfig{Name: "own"}, up: catalogUpstream("own", "echo", "shared")}}
+	e := newEndpoint("test", true, own, endpointOptions{}, zap.NewNop())
+	live := map[string]*member{}
+	for step := range 400 {
+		name := servers[rng.IntN(len(servers))]
+		m, in := live[name]
+		switch op := rng.IntN(3); {
+		case op == 0 && !in:
+			m = &member{cfg: &ServerConfig{Name: name}, up: catalogUpstream(name, toolSets[rng.IntN(len(toolSets))]...)}
+			live[name] = m
+			e.addMember(m, func(x *member) bool { return x.cfg.Name != "own" && x.cfg.Name > name })
+		case op == 1 && in:
+			delete(live, name)
+			e.removeMember(m)
+		case in:
+			m.up.catalog.Store(catalogOf(toolSets[rng.IntN(len(toolSets))]...))
+			e.published(m.up)
+		default:
+			continue
+		}
+		names := slices.Sorted(maps.Keys(live))
+		members := slices.Clone(own)
+		for _, n := range names {
+			members = append(members, live[n])
+		}
+		if got := e.memberList(); !slices.Equal(got, members) {
+			t.Fatalf("step %d: members out of order", step)
+		}
+		whole := newEndpoint("whole", true, members, endpointOptions{}, zap.NewNop())
+		if got, want := mirrorState(e), mirrorState(whole); got != want {
+			t.Fatalf("step %d: the endpoint exposes\n%s\nmirroring everything gives\n%s", step, got, want)
+		}
+	}
+
+	// The MCP server lists what the mirror says.
+	ct, st := mcp.NewInMemoryTransports()
+	ss, err := e.server.Connect(context.Background(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "test"}, nil).Connect(context.Background(), ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	var listed []string
+	for tool, err := range cs.Tools(context.Background(), nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed = append(listed, tool.Name)
+	}
+	e.mu.Lock()
+	want := slices.Sorted(maps.Keys(e.tools))
+	e.mu.Unlock()
+	slices.Sort(listed)
+	if !slices.Equal(listed, want) {
+		t.Errorf("tools/list gives %v, the mirror %v", listed, want)
+	}
+}
