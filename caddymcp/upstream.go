@@ -133,15 +133,21 @@ func (u *upstream) Destruct() error {
 	cs := u.session
 	u.session = nil
 	u.mu.Unlock()
-	switch {
-	case cs == nil:
-		return nil
-	case caddy.Exiting():
-		return cs.Close()
-	default:
-		go cs.Close()
-		return nil
+	stop := func() error {
+		var err error
+		if cs != nil {
+			err = cs.Close()
+		}
+		if u.http != nil {
+			u.http.CloseIdleConnections() // else kept alive until their idle timeout
+		}
+		return err
 	}
+	if caddy.Exiting() {
+		return stop()
+	}
+	go stop()
+	return nil
 }
 
 // errUnavailable wraps why a server cannot be reached, naming it.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 
@@ -29,6 +30,10 @@ const (
 type store struct {
 	storage certmagic.Storage
 	mu      sync.Mutex // writers of this process queue here, then take the storage lock
+
+	cacheMu sync.Mutex
+	cached  *journal // as last read or written, while the key's stat says so
+	stat    certmagic.KeyInfo
 }
 
 // journal is the sequence of changes: its number, and the latest names.
@@ -151,6 +156,9 @@ func (st *store) appendJournal(ctx context.Context, j *journal, name string) err
 	if err := st.storage.Store(ctx, journalKey, b); err != nil {
 		return fmt.Errorf("writing the registry's journal: %w", err)
 	}
+	if info, err := st.storage.Stat(ctx, journalKey); err == nil { // the lock is held: nobody else wrote
+		st.remember(j, info)
+	}
 	return nil
 }
 
@@ -170,8 +178,25 @@ func (j *journal) since(seq int64) ([]string, bool) {
 	return names, true
 }
 
-// readJournal reads the journal; a missing one is empty.
+// readJournal reads the journal; a missing one is empty. The journal is
+// read on every write and every poll, so it is decoded again only when its
+// size or time changed.
 func (st *store) readJournal(ctx context.Context) (*journal, error) {
+	info, err := st.storage.Stat(ctx, journalKey)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &journal{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the registry's journal: %w", err)
+	}
+	st.cacheMu.Lock()
+	if st.cached != nil && info.Size == st.stat.Size && info.Modified.Equal(st.stat.Modified) {
+		j := *st.cached
+		st.cacheMu.Unlock()
+		j.Changes = slices.Clip(j.Changes) // appends copy
+		return &j, nil
+	}
+	st.cacheMu.Unlock()
 	b, err := st.storage.Load(ctx, journalKey)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &journal{}, nil
@@ -185,5 +210,17 @@ func (st *store) readJournal(ctx context.Context) (*journal, error) {
 		// every instance read all records.
 		return &journal{}, nil
 	}
-	return &j, nil
+	st.remember(&j, info) // the stat from before the read: a write since shows
+	out := j
+	out.Changes = slices.Clip(out.Changes)
+	return &out, nil
+}
+
+// remember caches the journal with its key's stat.
+func (st *store) remember(j *journal, info certmagic.KeyInfo) {
+	st.cacheMu.Lock()
+	defer st.cacheMu.Unlock()
+	c := *j
+	c.Changes = slices.Clone(j.Changes)
+	st.cached, st.stat = &c, info
 }
