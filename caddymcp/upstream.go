@@ -488,26 +488,36 @@ func listCatalog(ctx context.Context, cs *mcp.ClientSession) (*catalog, error) {
 	if caps == nil {
 		caps = &mcp.ServerCapabilities{}
 	}
-	var err error
+	// The lists are independent: asked at once, they cost one round trip.
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
 	if caps.Tools != nil {
-		if cat.tools, err = collect(cs.Tools(ctx, nil)); err != nil {
-			return nil, fmt.Errorf("tools/list: %w", err)
-		}
+		listInto(&wg, &errs[0], "tools/list", &cat.tools, cs.Tools(ctx, nil))
 	}
 	if caps.Prompts != nil {
-		if cat.prompts, err = collect(cs.Prompts(ctx, nil)); err != nil {
-			return nil, fmt.Errorf("prompts/list: %w", err)
-		}
+		listInto(&wg, &errs[1], "prompts/list", &cat.prompts, cs.Prompts(ctx, nil))
 	}
 	if caps.Resources != nil {
-		if cat.resources, err = collect(cs.Resources(ctx, nil)); err != nil {
-			return nil, fmt.Errorf("resources/list: %w", err)
-		}
-		if cat.templates, err = collect(cs.ResourceTemplates(ctx, nil)); err != nil {
-			return nil, fmt.Errorf("resources/templates/list: %w", err)
-		}
+		listInto(&wg, &errs[2], "resources/list", &cat.resources, cs.Resources(ctx, nil))
+		listInto(&wg, &errs[3], "resources/templates/list", &cat.templates, cs.ResourceTemplates(ctx, nil))
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return cat, nil
+}
+
+// listInto collects a listing into dst in a goroutine of wg.
+func listInto[T any](wg *sync.WaitGroup, errp *error, what string, dst *[]T, seq func(func(T, error) bool)) {
+	wg.Go(func() {
+		items, err := collect(seq)
+		if err != nil {
+			*errp = fmt.Errorf("%s: %w", what, err)
+			return
+		}
+		*dst = items
+	})
 }
 
 // relist refreshes one part of the catalog after a list_changed notification.

@@ -70,6 +70,23 @@ func (p *prober) schedule(name string, soon bool) {
 	p.timers[name] = time.AfterFunc(delay, func() { p.run(name) })
 }
 
+// now probes a server at once, unless probing is off for it.
+func (p *prober) now(name string) {
+	p.r.mu.RLock()
+	e := p.r.servers[name]
+	off := e == nil
+	if e != nil {
+		_, _, off = p.r.probeSettings(e.rec)
+	}
+	p.r.mu.RUnlock()
+	p.mu.Lock()
+	started := p.ctx != nil
+	p.mu.Unlock()
+	if !off && started {
+		go p.run(name)
+	}
+}
+
 // rescheduleAll re-arms every probe after a settings change. r.mu is held.
 func (p *prober) rescheduleAll() {
 	for name := range p.r.servers {

@@ -219,10 +219,19 @@ func (r *registry) write(ctx context.Context, name string, fn func(cur *Server) 
 	if err != nil {
 		return nil, err
 	}
-	if err := r.store.appendJournal(ctx, j, name); err != nil {
-		return nil, err
+	// The record is stored: serve it, then journal it for other instances.
+	// A journal that fails to write is logged: the change stands, and other
+	// instances find it at their next full read.
+	r.apply(name, next, j.Seq+1)
+	if next != nil && next.Enabled && (cur == nil || !cur.Enabled || !sameReach(cur, next)) {
+		// A server just registered, changed or switched on: probe it now
+		// (connect, list, ping), while the journal is written, so that its
+		// first client need not wait and its health and tools show at once.
+		r.probes.now(name)
 	}
-	r.apply(name, next, j.Seq)
+	if err := r.store.appendJournal(ctx, j, name); err != nil {
+		r.log().Error("journaling a registry write", zap.String("server", name), zap.Error(err))
+	}
 	return next, nil
 }
 

@@ -84,6 +84,21 @@ func TestRegistryLiveRoutes(t *testing.T) {
 	if rec["enabled"] != true || hdr.Get("ETag") == "" {
 		t.Errorf("a new server: enabled %v, ETag %q; want enabled with an ETag", rec["enabled"], hdr.Get("ETag"))
 	}
+	// The registry probes a new server at once: its health and tools show
+	// before any client has used it.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		_, _, got := apiCall(t, "GET", s.url("/api/servers/conf"), nil, nil)
+		st, _ := got["status"].(map[string]any)
+		if st["health"] == "healthy" && st["tool_count"].(float64) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("2 s after registering, the server's status is %v: want healthy, with its tools", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
 	cs := connect(t, s.url("/servers/conf/mcp"), h1Client(), nil)
 	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "test_simple_text"})
 	if err != nil {
@@ -130,7 +145,7 @@ func TestRegistryLiveRoutes(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("a disabled server's route: %d, want 404", resp.StatusCode)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(5 * time.Second)
 	for containsString(toolNames(t, agg), "conf__test_simple_text") {
 		if time.Now().After(deadline) {
 			t.Fatal("a disabled server's tools are still on the aggregate")
