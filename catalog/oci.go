@@ -30,7 +30,7 @@ func registryOptions(ctx context.Context, progress chan<- v1.Update, extra ...re
 // rawManifest is a manifest to put as it is.
 type rawManifest []byte
 
-func (m rawManifest) RawManifest() ([]byte, error)          { return m, nil }
+func (m rawManifest) RawManifest() ([]byte, error)        { return m, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
 
 // push uploads an artifact to a repository, tagged if tag is set, and
