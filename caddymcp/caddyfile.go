@@ -34,6 +34,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_request_body <size>              # default 4MiB
 //	    session_timeout  <duration>          # default 1h
 //	    registry                             # serve the mcp_registry app's servers too
+//	    oci_ref          <reference>         # a catalog's servers (caddy mcp import); repeatable
 //
 //	    server <name> {
 //	        # exactly one of:
@@ -101,6 +102,12 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("session_timeout %q: %v", v, err)
 			}
 			g.SessionTimeout = caddy.Duration(dur)
+		case "oci_ref":
+			var ref string
+			if !d.AllArgs(&ref) {
+				return d.ArgErr()
+			}
+			g.OCIRefs = append(g.OCIRefs, ref)
 		case "registry":
 			if d.NextArg() {
 				return d.ArgErr()

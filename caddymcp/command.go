@@ -31,9 +31,14 @@ for the details of each.`,
 
 // mcpCommands are the constructors of the subcommands of 'caddy mcp'. To add
 // a subcommand, write a function that returns its *cobra.Command and list
-// it here.
+// it here, or, from another package, pass it to RegisterCommand.
 var mcpCommands = []func() *cobra.Command{
 	demoServerCommand,
+}
+
+// RegisterCommand adds a subcommand to 'caddy mcp'; call it from an init.
+func RegisterCommand(newCommand func() *cobra.Command) {
+	mcpCommands = append(mcpCommands, newCommand)
 }
 
 func demoServerCommand() *cobra.Command {

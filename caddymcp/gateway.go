@@ -66,6 +66,13 @@ type Gateway struct {
 	// SessionTimeout closes client sessions idle this long. Default: 1h.
 	SessionTimeout caddy.Duration `json:"session_timeout,omitempty"`
 
+	// OCIRefs are catalogs of servers to serve beside Servers: OCI
+	// artifacts made by `caddy mcp import` or `caddy mcp catalog push`. A
+	// digest reference (repo@sha256:…) is pulled once and then read from
+	// the cache in Caddy's data directory; a tag is resolved again at every
+	// config load.
+	OCIRefs []string `json:"oci_refs,omitempty"`
+
 	// Registry serves the servers of the mcp_registry app too, changes
 	// live without a reload: each at <server_path><name>/mcp, and the
 	// enabled ones on the aggregate endpoint. A server of Servers shadows a
@@ -125,6 +132,11 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		}
 		g.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
 	}
+	fromCatalogs, err := g.loadCatalogs()
+	if err != nil {
+		return err
+	}
+	g.Servers = append(g.Servers, fromCatalogs...)
 	seen := map[string]int{}
 	for i, s := range g.Servers {
 		if s == nil {
@@ -168,7 +180,6 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		}
 		g.byName[s.Name] = e
 	}
-	var err error
 	g.aggregate, err = loadEndpoint(true, members, g.opts, g.live, g.logger.With(zap.String("endpoint", "aggregate")))
 	return err
 }

@@ -18,13 +18,9 @@ import (
 )
 
 // registryOptions are how we talk to OCI registries: credentials from the
-// Docker config as usual, the caller's context, progress if asked.
-func registryOptions(ctx context.Context, progress chan<- v1.Update, extra ...remote.Option) []remote.Option {
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
-	if progress != nil {
-		opts = append(opts, remote.WithProgress(progress))
-	}
-	return append(opts, extra...)
+// Docker config as usual, and the caller's context.
+func registryOptions(ctx context.Context) []remote.Option {
+	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
 }
 
 // rawManifest is a manifest to put as it is.
@@ -34,12 +30,14 @@ func (m rawManifest) RawManifest() ([]byte, error)        { return m, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
 
 // push uploads an artifact to a repository, tagged if tag is set, and
-// returns its digest reference.
-func push(a *artifact, repo name.Repository, tag string, opts ...remote.Option) (name.Digest, error) {
+// returns its digest reference; step hears what it does.
+func push(a *artifact, repo name.Repository, tag string, step func(string), opts ...remote.Option) (name.Digest, error) {
 	for _, blob := range []struct {
-		b  []byte
-		mt types.MediaType
-	}{{emptyConfig, "application/vnd.oci.empty.v1+json"}, {a.layer, LayerMediaType}} {
+		what string
+		b    []byte
+		mt   types.MediaType
+	}{{"config", emptyConfig, "application/vnd.oci.empty.v1+json"}, {"catalog layer", a.layer, LayerMediaType}} {
+		step(fmt.Sprintf("pushing the %s (%d bytes) to %s", blob.what, len(blob.b), repo))
 		if err := remote.WriteLayer(repo, static.NewLayer(blob.b, blob.mt), opts...); err != nil {
 			return name.Digest{}, fmt.Errorf("pushing to %s: %w", repo, err)
 		}
@@ -49,6 +47,7 @@ func push(a *artifact, repo name.Repository, tag string, opts ...remote.Option) 
 	if tag != "" {
 		target = repo.Tag(tag)
 	}
+	step("pushing the manifest as " + target.String())
 	if err := remote.Put(target, rawManifest(a.manifest), opts...); err != nil {
 		return name.Digest{}, fmt.Errorf("pushing the manifest to %s: %w", target, err)
 	}

@@ -72,7 +72,7 @@ func TestPushPullInMemoryRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	digest, err := push(a, repo, "v1")
+	digest, err := push(a, repo, "v1", func(string) {})
 	if err != nil {
 		t.Fatal(err)
 	}

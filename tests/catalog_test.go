@@ -1,0 +1,189 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-mcp/caddy-mcp/tests/peers"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// officialRegistry serves server documents the way the official MCP
+// Registry does, at /v0.1/servers/{name}/versions/{version} (and /v0):
+// the fixtures of the official registry, plus documents of the test's own.
+func officialRegistry(t *testing.T, extra map[string]string) *httptest.Server {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(peers.RepoRoot(t), "..", "shared", "fixtures", "official-registry", "servers.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Servers []json.RawMessage `json:"servers"`
+	}
+	if err := json.Unmarshal(raw, &list); err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string][]byte{}
+	for _, item := range list.Servers {
+		var s struct {
+			Server struct{ Name, Version string } `json:"server"`
+		}
+		if err := json.Unmarshal(item, &s); err != nil {
+			t.Fatal(err)
+		}
+		docs[s.Server.Name+"/"+s.Server.Version] = item
+		docs[s.Server.Name+"/latest"] = item // sorted by version: the last wins
+	}
+	for k, v := range extra {
+		docs[k] = []byte(v)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/v0.1/servers/")
+		if !ok {
+			rest, ok = strings.CutPrefix(r.URL.EscapedPath(), "/v0/servers/")
+		}
+		esc, version, found := strings.Cut(rest, "/versions/")
+		serverName, err := url.PathUnescape(esc)
+		doc := docs[serverName+"/"+version]
+		if !ok || !found || err != nil || doc == nil {
+			http.Error(w, `{"title":"Not Found","status":404}`, http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(doc)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// caddyCmd runs the Caddy binary with args, its data directory (the
+// catalog cache) in dir; it returns stdout, stderr and the error.
+func caddyCmd(t *testing.T, dir string, args ...string) (string, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, caddyBinary(t), args...)
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "HOME="+dir, "DOCKER_CONFIG="+dir)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// TestCatalogImportPushServe: a server document in the official shape,
+// imported twice into an OCI registry on loopback (go-containerregistry's),
+// gives the same digest; the gateway then serves it from oci_refs, and a
+// tool is called through it.
+func TestCatalogImportPushServe(t *testing.T) {
+	upstream := peers.StartGoConformanceHTTP(t)
+	doc := `{"server": {"$schema": "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
+		"name": "io.example/conformance", "description": "The go-sdk conformance server", "version": "1.0.0",
+		"remotes": [{"type": "streamable-http", "url": "` + upstream + `"}]}, "_meta": {}}`
+	official := officialRegistry(t, map[string]string{"io.example/conformance/latest": doc})
+	oci := httptest.NewServer(registry.New())
+	t.Cleanup(oci.Close)
+	repo := strings.TrimPrefix(oci.URL, "http://") + "/team/mcp"
+	dir := t.TempDir()
+
+	var refs []string
+	for range 2 {
+		out, stderr, err := caddyCmd(t, dir, "mcp", "import", "--push", "io.example/conformance", repo, "--registry", official.URL)
+		if err != nil {
+			t.Fatalf("caddy mcp import: %v\n%s", err, stderr)
+		}
+		refs = append(refs, strings.TrimSpace(out))
+	}
+	if !regexp.MustCompile(`^` + regexp.QuoteMeta(repo) + `@sha256:[0-9a-f]{64}$`).MatchString(refs[0]) {
+		t.Fatalf("import printed %q, want %s@sha256:…", refs[0], repo)
+	}
+	if refs[0] != refs[1] {
+		t.Errorf("the same document imported twice: %s then %s", refs[0], refs[1])
+	}
+	// The same by URL, in both API versions.
+	for _, u := range []string{official.URL + "/v0.1/servers/io.example%2Fconformance/versions/latest", official.URL + "/v0/servers/io.example%2Fconformance/versions/latest"} {
+		out, stderr, err := caddyCmd(t, dir, "mcp", "import", u, repo)
+		if err != nil || strings.TrimSpace(out) != refs[0] {
+			t.Errorf("import of %s: %q %v %s, want %s", u, out, err, stderr, refs[0])
+		}
+	}
+
+	out, stderr, err := caddyCmd(t, dir, "mcp", "catalog", "inspect", refs[0])
+	if err != nil || !strings.Contains(out, "conformance  remote "+upstream) || !strings.Contains(out, "from io.example/conformance 1.0.0") {
+		t.Errorf("catalog inspect: %v\n%s%s", err, out, stderr)
+	}
+
+	// Served from oci_refs: the gateway pulls the catalog at load.
+	s := newSite(t)
+	s.routes = []map[string]any{{"handle": []map[string]any{{"handler": "mcp_gateway", "oci_refs": []string{refs[0]}}}}}
+	p := startCaddy(t, s.json(t), "", "XDG_DATA_HOME="+dir)
+	p.admin = "http://" + s.admin
+	waitHTTP(t, p, p.admin+"/config/")
+	cs := connect(t, s.url("/servers/conformance/mcp"), h1Client(), nil)
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "test_simple_text"})
+	if err != nil || !strings.Contains(text(res), "simple text") {
+		t.Errorf("a tool of the imported server: %v %q", err, text(res))
+	}
+}
+
+// TestCatalogBadInput: what import and pull refuse, each with a non-zero
+// exit and a message that says why.
+func TestCatalogBadInput(t *testing.T) {
+	big := `{"server": {"name": "io.example/big", "description": "` + strings.Repeat("x", 1<<20) + `"}}`
+	official := officialRegistry(t, map[string]string{"io.example/big/latest": big})
+	oci := httptest.NewServer(registry.New())
+	t.Cleanup(oci.Close)
+	host := strings.TrimPrefix(oci.URL, "http://")
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgRef, err := name.ParseReference(host + "/team/image:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(imgRef, img); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown server", []string{"mcp", "import", "io.example/nothing", host + "/team/mcp", "--registry", official.URL}, "unknown server"},
+		{"oversized document", []string{"mcp", "import", "io.example/big", host + "/team/mcp", "--registry", official.URL}, "over 1 MiB"},
+		{"a name without a registry", []string{"mcp", "import", "io.example/x", host + "/team/mcp"}, "--registry"},
+		{"a digest as the target", []string{"mcp", "import", "io.example/x", host + "/team/mcp@sha256:" + strings.Repeat("0", 64), "--registry", official.URL}, "not a digest"},
+		{"only packages that cannot run", []string{"mcp", "import", "io.github.domdomegg/time-mcp-nuget", host + "/team/mcp", "--registry", official.URL}, "nuget"},
+		{"an image, not a catalog", []string{"mcp", "catalog", "pull", imgRef.String()}, "not a caddy-mcp catalog"},
+		{"a registry that is not there", []string{"mcp", "catalog", "pull", "127.0.0.1:1/team/mcp:1"}, "connection refused"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, stderr, err := caddyCmd(t, dir, tt.args...)
+			if err == nil {
+				t.Fatalf("exit 0; stdout %q", out)
+			}
+			if !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr %q, want it to say %q", stderr, tt.want)
+			}
+			if strings.TrimSpace(out) != "" {
+				t.Errorf("a failed command printed %q on stdout", out)
+			}
+		})
+	}
+}
