@@ -138,6 +138,37 @@ func TestCatalogImportPushServe(t *testing.T) {
 	if err != nil || !strings.Contains(text(res), "simple text") {
 		t.Errorf("a tool of the imported server: %v %q", err, text(res))
 	}
+
+	// The quick start: caddy mcp gateway --oci-ref, no config file.
+	listen := freeAddr(t)
+	gw := exec.Command(caddyBinary(t), "mcp", "gateway", "--oci-ref", refs[0], "--listen", listen)
+	gw.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "HOME="+dir)
+	var gwOut bytes.Buffer
+	gw.Stdout, gw.Stderr = &gwOut, &gwOut
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = gw.Process.Signal(os.Interrupt)
+		_ = gw.Wait()
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + listen + "/mcp")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("caddy mcp gateway does not serve: %v\n%s", err, gwOut.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	agg := connect(t, "http://"+listen+"/mcp", h1Client(), nil)
+	res, err = agg.CallTool(context.Background(), &mcp.CallToolParams{Name: "conformance__test_simple_text"})
+	if err != nil || !strings.Contains(text(res), "simple text") {
+		t.Errorf("through caddy mcp gateway: %v %q\n%s", err, text(res), gwOut.String())
+	}
 }
 
 // TestCatalogBadInput: what import and pull refuse, each with a non-zero
