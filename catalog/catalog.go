@@ -54,5 +54,4 @@ type Variable struct {
 	Description string `json:"description,omitempty"`
 	Required    bool   `json:"required,omitempty"`
 	Secret      bool   `json:"secret,omitempty"`
-	Default     string `json:"default,omitempty"`
 }

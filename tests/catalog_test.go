@@ -218,3 +218,131 @@ func TestCatalogBadInput(t *testing.T) {
 		})
 	}
 }
+
+// startDockerRegistry runs Debian's docker-registry (the CNCF distribution
+// registry, a real one) on loopback with its storage in a temporary
+// directory; .ci/run installs it.
+func startDockerRegistry(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Fatal("docker-registry is not installed: apt-get install docker-registry (.ci/run does)")
+	}
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	config := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(config, []byte("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: "+
+		filepath.Join(dir, "data")+"\nhttp:\n  addr: "+addr+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", config)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("docker-registry does not answer: %v\n%s", err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestCatalogRealRegistry pushes an imported catalog to a real OCI
+// registry, pulls it back with a cold cache and inspects it, and pushes a
+// catalog file of several servers by tag.
+func TestCatalogRealRegistry(t *testing.T) {
+	host := startDockerRegistry(t)
+	// A server whose oci package is an image in that registry: the
+	// artifact's subject is that image.
+	img, err := random.Image(128, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imgRef, err := name.ParseReference(host + "/team/server:1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(imgRef, img); err != nil {
+		t.Fatal(err)
+	}
+	imgDigest, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	official := officialRegistry(t, map[string]string{"io.example/boxed/latest": `{"server": {"name": "io.example/boxed", "description": "in a container", "version": "1.0.0",
+		"packages": [{"registryType": "oci", "identifier": "` + host + `/team/server:1.0.0", "transport": {"type": "stdio"}}]}}`})
+	dir := t.TempDir()
+	repo := host + "/team/mcp"
+	boxed, stderr, err := caddyCmd(t, dir, "mcp", "import", "--push", "io.example/boxed", repo, "--registry", official.URL)
+	if err != nil {
+		t.Fatalf("import --push of an oci package: %v\n%s", err, stderr)
+	}
+	d, err := name.NewDigest(strings.TrimSpace(boxed))
+	if err != nil {
+		t.Fatalf("import printed %q: %v", boxed, err)
+	}
+	desc, err := remote.Get(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var manifest struct {
+		Subject *struct{ Digest string } `json:"subject"`
+	}
+	if err := json.Unmarshal(desc.Manifest, &manifest); err != nil || manifest.Subject == nil || manifest.Subject.Digest != imgDigest.String() {
+		t.Errorf("the catalog of an oci package: subject %+v, want the image %s\n%s", manifest.Subject, imgDigest, desc.Manifest)
+	}
+
+	// A real server of the official registry; its image is on Docker Hub,
+	// out of reach here, so without a subject.
+	ref, stderr, err := caddyCmd(t, dir, "mcp", "import", "--push", "--subject=false", "io.github.domdomegg/airtable-mcp-server", repo+":airtable", "--registry", official.URL)
+	if err != nil {
+		t.Fatalf("import --push to docker-registry: %v\n%s", err, stderr)
+	}
+	ref = strings.TrimSpace(ref)
+	for _, r := range []string{ref, repo + ":airtable"} {
+		out, stderr, err := caddyCmd(t, t.TempDir(), "mcp", "catalog", "pull", r)
+		if err != nil {
+			t.Fatalf("pull %s from docker-registry: %v\n%s", r, err, stderr)
+		}
+		var c struct {
+			Servers []struct {
+				Server struct{ Name string } `json:"server"`
+				Source string                `json:"source"`
+			} `json:"servers"`
+		}
+		if err := json.Unmarshal([]byte(out), &c); err != nil || len(c.Servers) != 1 || c.Servers[0].Source != "io.github.domdomegg/airtable-mcp-server" {
+			t.Errorf("pulled %s: %v\n%s", r, err, out)
+		}
+		if strings.Contains(out, "pat") && strings.Contains(out, `"AIRTABLE_API_KEY": "pat`) {
+			t.Errorf("a secret in clear in the catalog:\n%s", out)
+		}
+	}
+
+	// A catalog of several servers, from a file, by tag.
+	file := filepath.Join(dir, "catalog.json")
+	if err := os.WriteFile(file, []byte(`{"schema_version": 1, "servers": [
+		{"server": {"name": "one", "remote": {"url": "https://one.example.com/mcp"}}},
+		{"server": {"name": "two", "stdio": {"command": "npx", "args": ["-y", "some-server@1.0.0"]}}}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := caddyCmd(t, dir, "mcp", "catalog", "push", file, repo+":team")
+	if err != nil {
+		t.Fatalf("catalog push: %v\n%s", err, stderr)
+	}
+	out, stderr, err = caddyCmd(t, t.TempDir(), "mcp", "catalog", "inspect", repo+":team")
+	if err != nil || !strings.Contains(out, "one  remote https://one.example.com/mcp") || !strings.Contains(out, "two  stdio npx -y some-server@1.0.0") {
+		t.Errorf("inspect of a pushed catalog file: %v\n%s%s", err, out, stderr)
+	}
+}
