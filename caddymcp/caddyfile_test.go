@@ -482,6 +482,14 @@ func TestCaddyfileAdaptErrors(t *testing.T) {
 	mcp_gateway {
 		session_timeout 1h 2h
 	}`, `wrong argument count or unexpected line ending`, 3},
+		{"oci_ref without a reference", `
+	mcp_gateway {
+		oci_ref
+	}`, `wrong argument count or unexpected line ending`, 3},
+		{"oci_ref with two references", `
+	mcp_gateway {
+		oci_ref a/b:1 c/d:2
+	}`, `wrong argument count or unexpected line ending`, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
