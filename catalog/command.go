@@ -146,7 +146,7 @@ reference. Each server is checked as the gateway would check it first.`,
 		Short: "Pulls a catalog and prints it (JSON)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _, err := pullRef(cmd.Context(), args[0])
+			c, _, err := Pull(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -160,7 +160,7 @@ reference. Each server is checked as the gateway would check it first.`,
 		Short: "Shows a catalog's servers, how each runs, and what each needs",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, d, err := pullRef(cmd.Context(), args[0])
+			c, d, err := Pull(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -281,15 +281,6 @@ func imageDescriptor(ctx context.Context, image string) (*v1.Descriptor, error) 
 // pushWithProgress pushes, saying each step when w is a terminal.
 func pushWithProgress(ctx context.Context, w io.Writer, a *artifact, repo name.Repository, tag string) (name.Digest, error) {
 	return push(a, repo, tag, steps(w), registryOptions(ctx)...)
-}
-
-// pullRef pulls a reference through the cache.
-func pullRef(ctx context.Context, ref string) (*Catalog, name.Digest, error) {
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		return nil, name.Digest{}, err
-	}
-	return pull(r, defaultCacheDir(), registryOptions(ctx)...)
 }
 
 // steps returns what reports a push's steps: on w if it is a terminal,

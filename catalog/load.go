@@ -11,14 +11,20 @@ func init() {
 	caddymcp.RegisterCatalogLoader(load)
 }
 
-// load gives mcp_gateway the servers of a catalog reference (oci_refs):
-// pulled, or read from the cache for a digest.
-func load(ctx context.Context, ref string) ([]*caddymcp.ServerConfig, error) {
+// Pull fetches the catalog a reference names: through the cache in Caddy's
+// data directory for a digest, resolved at its registry for a tag. It
+// returns the catalog and its digest reference.
+func Pull(ctx context.Context, ref string) (*Catalog, name.Digest, error) {
 	r, err := name.ParseReference(ref)
 	if err != nil {
-		return nil, err
+		return nil, name.Digest{}, err
 	}
-	c, _, err := pull(r, defaultCacheDir(), registryOptions(ctx)...)
+	return pull(r, defaultCacheDir(), registryOptions(ctx)...)
+}
+
+// load gives mcp_gateway the servers of a catalog reference (oci_refs).
+func load(ctx context.Context, ref string) ([]*caddymcp.ServerConfig, error) {
+	c, _, err := Pull(ctx, ref)
 	if err != nil {
 		return nil, err
 	}

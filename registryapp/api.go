@@ -75,6 +75,8 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) bool {
 		default:
 			return false
 		}
+	case len(parts) == 1 && parts[0] == "import":
+		err = a.methods(w, r, map[string]func() error{http.MethodPost: func() error { return a.importCatalog(w, r) }})
 	case len(parts) == 1 && parts[0] == "search":
 		err = a.methods(w, r, map[string]func() error{http.MethodGet: func() error { return a.search(w, r) }})
 	case len(parts) == 1 && parts[0] == "health":

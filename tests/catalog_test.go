@@ -346,3 +346,74 @@ func TestCatalogRealRegistry(t *testing.T) {
 		t.Errorf("inspect of a pushed catalog file: %v\n%s%s", err, out, stderr)
 	}
 }
+
+// TestCatalogIntoRegistry imports a catalog into the mcp_registry app
+// through its API: a remote server becomes a record, served at once; a stdio
+// server is refused without allow_commands, and the other still lands;
+// importing again changes nothing.
+func TestCatalogIntoRegistry(t *testing.T) {
+	upstream := peers.StartGoConformanceHTTP(t)
+	oci := httptest.NewServer(registry.New())
+	t.Cleanup(oci.Close)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "catalog.json")
+	if err := os.WriteFile(file, []byte(`{"schema_version": 1, "servers": [
+		{"server": {"name": "conf", "remote": {"url": "`+upstream+`"}}, "title": "Conformance", "version": "1.0.0"},
+		{"server": {"name": "local", "stdio": {"command": "npx", "args": ["-y", "some-server@1.0.0"]}}}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := caddyCmd(t, dir, "mcp", "catalog", "push", file, strings.TrimPrefix(oci.URL, "http://")+"/team/mcp:v1")
+	if err != nil {
+		t.Fatalf("catalog push: %v\n%s", err, stderr)
+	}
+	ref := strings.TrimSpace(out)
+
+	s := registrySite(t, nil)
+	p := startCaddy(t, s.json(t), "", "XDG_DATA_HOME="+dir)
+	p.admin = "http://" + s.admin
+	waitHTTP(t, p, s.url("/health"))
+
+	status, _, body := apiCall(t, "POST", s.url("/api/import"), map[string]any{"ref": ref}, nil)
+	if status != http.StatusOK || body["ref"] != ref {
+		t.Fatalf("POST /api/import: %d %v", status, body)
+	}
+	results := map[string]string{}
+	for _, r := range body["servers"].([]any) {
+		r := r.(map[string]any)
+		results[r["name"].(string)] = r["result"].(string)
+		if r["name"] == "local" {
+			if e, _ := r["error"].(map[string]any); e["code"] != "forbidden" {
+				t.Errorf("the stdio server was refused with %v, want code forbidden", e)
+			}
+		}
+	}
+	if results["conf"] != "created" || results["local"] != "refused" {
+		t.Errorf("import results %v, want conf created and local refused", results)
+	}
+	cs := connect(t, s.url("/servers/conf/mcp"), h1Client(), nil)
+	if res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "test_simple_text"}); err != nil || !strings.Contains(text(res), "simple text") {
+		t.Errorf("a tool of the imported server: %v", err)
+	}
+	if _, _, rec := apiCall(t, "GET", s.url("/api/servers/conf"), nil, nil); rec["title"] != "Conformance" || rec["version"] != "1.0.0" {
+		t.Errorf("the imported record: %v", rec)
+	}
+
+	_, _, again := apiCall(t, "POST", s.url("/api/import"), map[string]any{"ref": ref}, nil)
+	if r := again["servers"].([]any)[0].(map[string]any); r["result"] != "unchanged" {
+		t.Errorf("importing again: %v, want unchanged", r)
+	}
+	for _, tt := range []struct {
+		body   any
+		status int
+		code   string
+	}{
+		{map[string]any{}, http.StatusBadRequest, "invalid_field"},
+		{map[string]any{"ref": "127.0.0.1:1/team/mcp:v1"}, http.StatusBadGateway, "catalog_unavailable"},
+		{map[string]any{"ref": ref, "extra": 1}, http.StatusBadRequest, "unknown_field"},
+	} {
+		status, _, body := apiCall(t, "POST", s.url("/api/import"), tt.body, nil)
+		if e, _ := body["error"].(map[string]any); status != tt.status || e["code"] != tt.code {
+			t.Errorf("POST /api/import %v: %d %v, want %d %s", tt.body, status, body, tt.status, tt.code)
+		}
+	}
+}
