@@ -23,6 +23,7 @@ func init() {
 //	GET    <prefix>/servers/{name}/tools    POST <prefix>/servers/{name}/refresh
 //	GET    <prefix>/search?q=…              tools across servers, ranked
 //	GET    <prefix>/health  and  /health    the registry's state
+//	GET    /v0.1/servers…  and  /v0/servers…  the official MCP Registry's read API (official.go)
 //
 // Other paths go to the next handler.
 type Handler struct {
@@ -66,7 +67,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return h.api.health(w)
 	}
-	if h.api.serve(w, r) {
+	if h.api.serve(w, r) || h.api.official(w, r) {
 		return nil
 	}
 	return next.ServeHTTP(w, r)
