@@ -44,8 +44,9 @@ import (
 //	title        the title
 //	version      the version, else "0.0.0" (the schema requires one)
 //	remotes      one: type "streamable-http" or "sse", the url, and the headers sorted by name:
-//	             a value holding a placeholder {…} becomes isSecret and isRequired with no
-//	             value (the reader supplies it); any other value is served as it is
+//	             a value holding a placeholder {…}, and any Authorization, Proxy-Authorization
+//	             or Cookie value, becomes isSecret and isRequired with no value (the reader
+//	             supplies it); any other value is served as it is
 //	_meta        io.modelcontextprotocol.registry/official: status "active", publishedAt the
 //	             record's created_at, updatedAt and statusChangedAt its updated_at, isLatest true
 
@@ -65,6 +66,10 @@ const unversioned = "0.0.0"
 // placeholder finds a Caddy placeholder ({env.TOKEN}, {file./run/secrets/x})
 // in a header value: such a value is a secret the reader supplies.
 var placeholder = regexp.MustCompile(`\{[^{}]+\}`)
+
+// credentialHeaders are never served with their value, even a literal one:
+// the official API may be public where /api is not.
+var credentialHeaders = map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true}
 
 // problem is an error of the official API in its shape: the RFC 9457
 // problem details that the official registry (huma) answers.
@@ -228,7 +233,7 @@ func officialServer(s *Server) apiv0.ServerResponse {
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.Headers)) {
 		h := model.KeyValueInput{Name: name}
-		if v := s.Headers[name]; placeholder.MatchString(v) {
+		if v := s.Headers[name]; placeholder.MatchString(v) || credentialHeaders[http.CanonicalHeaderKey(name)] {
 			h.IsSecret, h.IsRequired = true, true
 		} else {
 			h.Value = v

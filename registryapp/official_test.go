@@ -365,3 +365,21 @@ func TestOfficialFixtureShape(t *testing.T) {
 		t.Errorf("keys of our list:\n%v\nof the official one:\n%v", got, want)
 	}
 }
+
+// TestOfficialNeverShowsCredentials: a literal Authorization (or Cookie)
+// value is served as a secret without its value, like a placeholder.
+func TestOfficialNeverShowsCredentials(t *testing.T) {
+	s := &Server{Name: "x", URL: "https://x.example.com/mcp", Headers: map[string]string{
+		"authorization": "Bearer sk-live-123", "Cookie": "session=abc", "X-Region": "eu",
+	}}
+	res := officialServer(s)
+	b, _ := json.Marshal(res)
+	for _, secret := range []string{"sk-live-123", "session=abc"} {
+		if strings.Contains(string(b), secret) {
+			t.Errorf("the official answer shows %q: %s", secret, b)
+		}
+	}
+	if !strings.Contains(string(b), `"value":"eu"`) {
+		t.Errorf("a plain header lost its value: %s", b)
+	}
+}
