@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -111,79 +110,6 @@ func BenchmarkCallTool(b *testing.B) {
 			b.ReportMetric(float64(d.upstream.Microseconds())/float64(b.N), "upstream-cpu-µs/op")
 			b.ReportMetric(float64(d.client.Microseconds())/float64(b.N), "client-cpu-µs/op")
 		})
-	}
-}
-
-func TestParseStatCPU(t *testing.T) {
-	// A command name with spaces and parentheses, utime 250 and stime 50
-	// ticks: 3 s.
-	stat := "1234 (caddy (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 12 0 100 0 0"
-	got, err := parseStatCPU(stat)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != 3*time.Second {
-		t.Errorf("parseStatCPU = %v, want 3s", got)
-	}
-	if _, err := parseStatCPU("1234 (caddy) S 1 2"); err == nil {
-		t.Error("parseStatCPU accepted a short line")
-	}
-}
-
-func TestParseVmRSS(t *testing.T) {
-	got, err := parseVmRSS(strings.NewReader("Name:\tcaddy\nVmPeak:\t  9000 kB\nVmRSS:\t   2048 kB\nThreads:\t9\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != 2048<<10 {
-		t.Errorf("parseVmRSS = %d, want %d", got, 2048<<10)
-	}
-	if _, err := parseVmRSS(strings.NewReader("Name:\tcaddy\n")); err == nil {
-		t.Error("parseVmRSS accepted a status without VmRSS")
-	}
-}
-
-func TestParseProcStatBusy(t *testing.T) {
-	// user nice system idle iowait irq softirq steal guest guest_nice
-	got, err := parseProcStatBusy("cpu  100 20 30 5000 50 1 2 3 40 4\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := 156 * time.Second / clockTicks; got != want {
-		t.Errorf("parseProcStatBusy = %v, want %v", got, want)
-	}
-}
-
-func TestPercentile(t *testing.T) {
-	var d []time.Duration
-	for i := 1; i <= 100; i++ {
-		d = append(d, time.Duration(i)*time.Millisecond)
-	}
-	for _, c := range []struct {
-		p    float64
-		want time.Duration
-	}{{.5, 50 * time.Millisecond}, {.99, 99 * time.Millisecond}, {1, 100 * time.Millisecond}, {.001, time.Millisecond}} {
-		if got := percentile(d, c.p); got != c.want {
-			t.Errorf("percentile(1..100 ms, %v) = %v, want %v", c.p, got, c.want)
-		}
-	}
-	if got := percentile(nil, .5); got != 0 {
-		t.Errorf("percentile(nil) = %v, want 0", got)
-	}
-}
-
-func TestParseMetrics(t *testing.T) {
-	text := "# HELP go_goroutines Number of goroutines.\n# TYPE go_goroutines gauge\ngo_goroutines 42\n" +
-		"go_memstats_heap_inuse_bytes 1.2345e+07\ngo_memstats_heap_inuse_bytes_total{x=\"y\"} 7\n"
-	got, err := parseMetrics(text, "go_memstats_heap_inuse_bytes", "go_goroutines")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got[0] != 12345000 || got[1] != 42 {
-		t.Errorf("parseMetrics = %v, want [12345000 42]", got)
-	}
-	if _, err := parseMetrics(text, "go_memstats_stack_inuse_bytes"); err == nil {
-		t.Error("parseMetrics found a metric that is not there")
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"os"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddy-mcp/caddy-mcp/bench/internal/benchkit"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -38,12 +38,12 @@ type target struct {
 // client settings.
 type env struct {
 	up       *upstreamProc
-	caddy    *caddyProc
+	caddy    *benchkit.Caddy
 	protocol string // MCP protocol version clients ask for
 	client   *mcp.Client
 }
 
-func newEnv(up *upstreamProc, c *caddyProc, protocol string) *env {
+func newEnv(up *upstreamProc, c *benchkit.Caddy, protocol string) *env {
 	return &env{up: up, caddy: c, protocol: protocol,
 		client: mcp.NewClient(&mcp.Implementation{Name: "caddy-mcp-bench", Version: "1"}, nil)}
 }
@@ -54,28 +54,16 @@ func (e *env) target(variant string) target {
 	case direct:
 		t.url = e.up.url
 	case reverseProxy:
-		t.url = e.caddy.base + rpPath
+		t.url = e.caddy.Base + rpPath
 	case oneServer:
-		t.url = e.caddy.base + oneServerPath
+		t.url = e.caddy.Base + oneServerPath
 	case aggregate:
-		t.url = e.caddy.base + aggregatePath
+		t.url = e.caddy.Base + aggregatePath
 		t.tool = serverName + "__" + e.up.tool
 	default:
 		panic("unknown variant " + variant)
 	}
 	return t
-}
-
-// httpClient is one client's own HTTP stack, as a separate MCP client
-// process would have: HTTP/1.1 with keep-alive, or h2c.
-func httpClient(proto string) *http.Client {
-	t := &http.Transport{MaxIdleConns: 8, MaxIdleConnsPerHost: 8, IdleConnTimeout: 5 * time.Minute}
-	if proto == "h2c" {
-		p := new(http.Protocols)
-		p.SetUnencryptedHTTP2(true)
-		t.Protocols = p
-	}
-	return &http.Client{Transport: t}
 }
 
 // session is one client session with its own HTTP client.
@@ -95,7 +83,7 @@ func (s *session) close() {
 // unless standalone is false, the standalone GET stream the go-sdk client
 // opens by default.
 func (e *env) openSession(ctx context.Context, url, proto string, standalone bool) (*session, error) {
-	s := &session{http: httpClient(proto)}
+	s := &session{http: &http.Client{Transport: benchkit.Transport(proto, 8)}}
 	tr := &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: s.http, MaxRetries: -1, DisableStandaloneSSE: !standalone}
 	cs, err := e.client.Connect(ctx, tr, &mcp.ClientSessionOptions{ProtocolVersion: e.protocol})
 	if err != nil {
@@ -157,17 +145,17 @@ type cpuSnap struct {
 func (e *env) cpuNow() (cpuSnap, error) {
 	var s cpuSnap
 	var err1, err2, err3, err4 error
-	s.caddy, err1 = cpuTime(e.caddy.pid())
-	s.upstream, err2 = cpuTime(e.up.pid())
-	s.client, err3 = cpuTime(os.Getpid())
-	s.machine, err4 = machineBusy()
+	s.caddy, err1 = benchkit.CPUTime(e.caddy.Pid())
+	s.upstream, err2 = benchkit.CPUTime(e.up.Pid())
+	s.client, err3 = benchkit.CPUTime(os.Getpid())
+	s.machine, err4 = benchkit.MachineBusy()
 	return s, errors.Join(err1, err2, err3, err4)
 }
 
 // snapshot is cpuNow plus Caddy's allocation counter, read first so that
 // the scrape's own CPU falls outside the measured window.
 func (e *env) snapshot(ctx context.Context) (cpuSnap, error) {
-	alloc, err := e.caddy.allocBytes(ctx)
+	alloc, err := e.caddy.AllocBytes(ctx)
 	if err != nil {
 		return cpuSnap{}, err
 	}
@@ -227,16 +215,6 @@ func (r *cellResult) merge(o *cellResult) {
 	r.elapsed += o.elapsed
 	r.lat = append(r.lat, o.lat...)
 	r.cpu = r.cpu.add(o.cpu)
-}
-
-// percentile returns the p-th quantile (0 < p ≤ 1) of sorted durations, by
-// the nearest-rank method.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(p*float64(len(sorted)))) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
 // perCall divides a CPU time by the number of calls.
@@ -323,7 +301,7 @@ func (e *env) run(ctx context.Context, p *pathSessions, o sliceOptions) (*cellRe
 		})
 	}
 
-	sleepCtx(ctx, o.settle)
+	benchkit.SleepCtx(ctx, o.settle)
 	before, err := e.snapshot(ctx)
 	if err != nil {
 		phase.Store(stopped)
@@ -336,14 +314,14 @@ func (e *env) run(ctx context.Context, p *pathSessions, o sliceOptions) (*cellRe
 	if o.during != nil {
 		duringDone.Go(func() { o.during(o.duration) })
 	}
-	sleepCtx(ctx, o.duration)
+	benchkit.SleepCtx(ctx, o.duration)
 	phase.Store(stopped)
 	elapsed := time.Since(start)
 	after, err := e.cpuNow()
 	if err == nil {
 		// Read after the window, so the scrape is not in the CPU figures;
 		// the calls finishing meanwhile allocate a little more.
-		after.caddyAlloc, err = e.caddy.allocBytes(ctx)
+		after.caddyAlloc, err = e.caddy.AllocBytes(ctx)
 	}
 	wg.Wait()
 	duringDone.Wait()
@@ -383,13 +361,6 @@ func checkCall(ctx context.Context, cs *mcp.ClientSession, t target) error {
 		return fmt.Errorf("%s: %s returned %q, want %q", t.variant, t.tool, tc.Text, want)
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
 }
 
 // sortedLatencies sorts r.lat in place and returns it.

@@ -46,14 +46,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/caddy-mcp/caddy-mcp/bench/internal/benchkit"
 )
 
 type config struct {
@@ -99,46 +99,38 @@ func main() {
 	flag.Parse()
 
 	var err error
-	if c.sessions, err = parseInts(sessions); err != nil {
+	if c.sessions, err = benchkit.ParseInts(sessions); err != nil {
 		fatalf("-sessions: %v", err)
 	}
-	c.protos = splitList(protos)
+	c.protos = benchkit.SplitList(protos)
 	for _, p := range c.protos {
 		if p != "h1" && p != "h2c" {
 			fatalf("-proto: %q is neither h1 nor h2c", p)
 		}
 	}
-	c.variants = splitList(variants)
+	c.variants = benchkit.SplitList(variants)
 	for _, v := range c.variants {
 		if !slices.Contains(allVariants, v) {
 			fatalf("-paths: unknown path %q (have %s)", v, strings.Join(allVariants, ", "))
 		}
 	}
-	c.profile = splitList(profile)
+	c.profile = benchkit.SplitList(profile)
 	if c.rounds < 1 || c.duration <= 0 {
 		fatalf("-rounds and -duration must be positive")
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, c, os.Stdout, os.Stderr); err != nil {
-		stop()
-		fatalf("%v", err)
-	}
+	benchkit.Main("bench", func(ctx context.Context) error { return run(ctx, c, os.Stdout, os.Stderr) })
 }
 
-func fatalf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
-	os.Exit(1)
-}
+func fatalf(format string, args ...any) { benchkit.Fatalf("bench", format, args...) }
 
 // setup starts the upstream and Caddy; the returned func stops both and
 // removes the work directory.
 func setup(c config, logw io.Writer) (*env, func(), error) {
-	if _, err := raiseFileLimit(); err != nil {
+	if err := benchkit.RaiseFileLimit(); err != nil {
 		return nil, nil, fmt.Errorf("raising the open-file limit: %w", err)
 	}
-	root, err := repoRoot()
+	root, err := benchkit.RepoRoot()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -147,13 +139,13 @@ func setup(c config, logw io.Writer) (*env, func(), error) {
 		return nil, nil, err
 	}
 	var up *upstreamProc
-	var caddy *caddyProc
+	var caddy *benchkit.Caddy
 	cleanup := func() {
 		if caddy != nil {
-			caddy.stop()
+			caddy.Stop()
 		}
 		if up != nil {
-			up.stop()
+			up.Stop()
 		}
 		_ = os.RemoveAll(work)
 	}
@@ -161,8 +153,7 @@ func setup(c config, logw io.Writer) (*env, func(), error) {
 
 	bin := c.caddyBin
 	if bin == "" {
-		fmt.Fprintln(logw, "building ./cmd/caddy (without -race)...")
-		if bin, err = buildCaddy(root, work); err != nil {
+		if bin, err = benchkit.BuildCaddy(root, work, logw); err != nil {
 			return fail(err)
 		}
 	}
@@ -239,7 +230,7 @@ func run(ctx context.Context, c config, w, logw io.Writer) error {
 						}
 						lat := r.sortedLatencies()
 						fmt.Fprintf(logw, "  round %d/%d %-13s %7.0f calls/s, p50 %s ms, p99 %s ms, %d errors, others %.2f cores\n",
-							round+1, c.rounds, v, r.throughput(), fmtMs(percentile(lat, .5)), fmtMs(percentile(lat, .99)), r.errors, r.othersCores())
+							round+1, c.rounds, v, r.throughput(), fmtMs(benchkit.Percentile(lat, .5)), fmtMs(benchkit.Percentile(lat, .99)), r.errors, r.othersCores())
 						k := key{v, proto, n}
 						rounds[k] = append(rounds[k], r)
 						if p, ok := pooled[k]; ok {
@@ -271,9 +262,9 @@ func run(ctx context.Context, c config, w, logw io.Writer) error {
 					r, err := e.run(ctx, p, sliceOptions{settle: c.settle, duration: c.profileDur + time.Second,
 						during: func(time.Duration) {
 							perr = errors.Join(
-								e.caddy.saveAdmin(ctx, "/debug/pprof/allocs", base+"-allocs-before.pprof"),
-								e.caddy.cpuProfile(ctx, c.profileDur, path),
-								e.caddy.saveAdmin(ctx, "/debug/pprof/allocs", base+"-allocs-after.pprof"))
+								e.caddy.SaveAdmin(ctx, "/debug/pprof/allocs", base+"-allocs-before.pprof"),
+								e.caddy.CPUProfile(ctx, c.profileDur, path),
+								e.caddy.SaveAdmin(ctx, "/debug/pprof/allocs", base+"-allocs-after.pprof"))
 						}})
 					if err = errors.Join(err, perr); err != nil {
 						return fmt.Errorf("profiling %s: %w", v, err)
@@ -290,7 +281,7 @@ func run(ctx context.Context, c config, w, logw io.Writer) error {
 				}
 				return nil
 			}(); err != nil {
-				return fmt.Errorf("%d sessions, %s: %w\ncaddy log:\n%s", n, proto, err, tail(e.caddy.logs(), 4000))
+				return fmt.Errorf("%d sessions, %s: %w\ncaddy log:\n%s", n, proto, err, e.caddy.LogTail())
 			}
 		}
 	}
@@ -313,7 +304,7 @@ func run(ctx context.Context, c config, w, logw io.Writer) error {
 				r, err := e.idleMemory(ctx, m.variant, proto, m.standalone, c.idleSessions, c.out)
 				if err != nil {
 					fmt.Fprintln(logw, "failed")
-					return fmt.Errorf("idle sessions on %s, %s: %w\ncaddy log:\n%s", m.variant, proto, err, tail(e.caddy.logs(), 4000))
+					return fmt.Errorf("idle sessions on %s, %s: %w\ncaddy log:\n%s", m.variant, proto, err, e.caddy.LogTail())
 				}
 				fmt.Fprintf(logw, "heap+stack %.1f KiB/session, RSS %.1f KiB/session\n", (r.heapPer()+r.stackPer())/1024, r.rssPer()/1024)
 				mems = append(mems, r)
@@ -323,12 +314,12 @@ func run(ctx context.Context, c config, w, logw io.Writer) error {
 
 	// Report.
 	fmt.Fprintf(w, "\n## tools/call through the gateway vs reverse_proxy\n\n")
-	fmt.Fprintf(w, "Command: `%s`\n\n", strings.TrimSpace("go run ./bench "+strings.Join(os.Args[1:], " ")))
+	fmt.Fprintf(w, "Command: `%s`\n\n", benchkit.Command("./bench"))
 	upDesc := "the bench's own go-sdk server (one raw `echo` tool, " + strconv.Itoa(c.payload) + "-byte text), Streamable HTTP with sessions"
 	if c.upstream == "everything" {
 		upDesc = "go-sdk conformance everything-server, `-stateless=false`, tool test_simple_text"
 	}
-	fmt.Fprintf(w, "Machine: %d CPUs, %s %s/%s. Caddy built from ./cmd/caddy without -race, log level WARN, one config with both the reverse_proxy route "+
+	fmt.Fprintf(w, "Machine: %s. Caddy built from ./cmd/caddy without -race, log level WARN, one config with both the reverse_proxy route "+
 		"(keep-alive pool %d idle conns per host) and the gateway (the upstream as its one remote server). "+
 		"Upstream: %s, a separate process on loopback. Clients: go-sdk over Streamable HTTP, protocol %s, one HTTP client per session "+
 		"(HTTP/1.1 keep-alive unless h2c), standalone GET stream open, each session calling in a closed loop. "+
@@ -336,7 +327,7 @@ func run(ctx context.Context, c config, w, logw io.Writer) error {
 		"(after %s unmeasured), path order rotated per round; results pooled over rounds. "+
 		"CPU µs/call = utime+stime delta of the process over the measured slices / calls; Caddy KiB alloc/call from its go_memstats_alloc_bytes_total. "+
 		"\"others\" = CPU the rest of the machine used meanwhile (cores): high values mean a noisy run.\n\n",
-		runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, c.rpIdle, upDesc, c.protocol,
+		benchkit.Machine(), c.rpIdle, upDesc, c.protocol,
 		c.warmup, c.rounds, c.duration, c.settle)
 
 	fmt.Fprintln(w, "| path | client hop | sessions | calls/s | p50 ms | p99 ms | errors | Caddy CPU µs/call | Caddy KiB alloc/call | upstream µs/call | client µs/call | total µs/call | others (cores) |")
@@ -347,7 +338,7 @@ func run(ctx context.Context, c config, w, logw io.Writer) error {
 				r := pooled[key{v, proto, n}]
 				lat := r.sortedLatencies()
 				fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s | %d | %s | %s | %s | %s | %s | %.2f |\n",
-					v, proto, n, r.throughput(), fmtMs(percentile(lat, .5)), fmtMs(percentile(lat, .99)), r.errors,
+					v, proto, n, r.throughput(), fmtMs(benchkit.Percentile(lat, .5)), fmtMs(benchkit.Percentile(lat, .99)), r.errors,
 					fmtUs(perCall(r.cpu.caddy, r.calls)), fmtKiB(r.cpu.caddyAlloc, r.calls), fmtUs(perCall(r.cpu.upstream, r.calls)), fmtUs(perCall(r.cpu.client, r.calls)),
 					fmtUs(perCall(r.cpu.caddy+r.cpu.upstream+r.cpu.client, r.calls)), r.othersCores())
 			}
@@ -373,13 +364,13 @@ func run(ctx context.Context, c config, w, logw io.Writer) error {
 		if ra == nil || rb == nil {
 			return "", "", 0, 0, false
 		}
-		p50v = float64(percentile(ra.sortedLatencies(), .5)) / float64(percentile(rb.sortedLatencies(), .5))
+		p50v = float64(benchkit.Percentile(ra.sortedLatencies(), .5)) / float64(benchkit.Percentile(rb.sortedLatencies(), .5))
 		thrv = ra.throughput() / rb.throughput()
 		// The spread across rounds, round by round.
 		var p50s, thrs []float64
 		for i := range min(len(rounds[key{a, proto, n}]), len(rounds[key{b, proto, n}])) {
 			xa, xb := rounds[key{a, proto, n}][i], rounds[key{b, proto, n}][i]
-			p50s = append(p50s, float64(percentile(xa.sortedLatencies(), .5))/float64(percentile(xb.sortedLatencies(), .5)))
+			p50s = append(p50s, float64(benchkit.Percentile(xa.sortedLatencies(), .5))/float64(benchkit.Percentile(xb.sortedLatencies(), .5)))
 			thrs = append(thrs, xa.throughput()/xb.throughput())
 		}
 		return fmtRatio(p50v, p50s), fmtRatio(thrv, thrs), p50v, thrv, true
@@ -453,7 +444,7 @@ func run(ctx context.Context, c config, w, logw io.Writer) error {
 			}
 			fmt.Fprintf(w, "\nWhat %d idle one_server sessions (%s, standalone GET %v) hold in Caddy's heap: inuse_space difference, after − before, flat, per session (sampled; profiles in %s):\n\n```\n", m.sessions, m.proto, m.standalone, c.out)
 			for _, l := range perUnit(m.heapTop, m.sessions, "session") {
-				fmt.Fprintln(w, clip(l, 200))
+				fmt.Fprintln(w, benchkit.Clip(l, 200))
 			}
 			fmt.Fprintf(w, "```\n\nCaddy's goroutines meanwhile (count, where started … where waiting):\n\n```\n")
 			for _, l := range m.goroutines {
@@ -494,42 +485,10 @@ func fmtKiB(bytes int64, calls int) string {
 func fmtMs(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/float64(time.Millisecond)) }
 func fmtUs(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond)) }
 
-func parseInts(s string) ([]int, error) {
-	var out []int
-	for _, f := range splitList(s) {
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%q is not a positive number", f)
-		}
-		out = append(out, n)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no session counts")
-	}
-	return out, nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 func rotate(list []string, k int) []string {
 	out := make([]string, len(list))
 	for i := range list {
 		out[i] = list[(i+k)%len(list)]
 	}
 	return out
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
 }

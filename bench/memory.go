@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caddy-mcp/caddy-mcp/bench/internal/benchkit"
 )
 
 // memResult is Caddy's memory cost of idle client sessions on one path.
@@ -17,8 +19,8 @@ type memResult struct {
 	standalone bool // whether each session holds the standalone GET stream
 	sessions   int
 	open       time.Duration // time to open them all
-	before     goMem
-	after      goMem
+	before     benchkit.GoMem
+	after      benchkit.GoMem
 	upRSS      int64    // upstream RSS delta
 	heapTop    []string // heap profile delta, top entries
 	goroutines []string // Caddy's goroutines while the sessions idle, grouped
@@ -51,16 +53,16 @@ func (e *env) idleMemory(ctx context.Context, variant, proto string, standalone 
 	t := e.target(variant)
 	r := &memResult{variant: variant, proto: proto, standalone: standalone, sessions: n}
 	var err error
-	if r.before, err = e.caddy.memAfterGC(ctx); err != nil {
+	if r.before, err = e.caddy.MemAfterGC(ctx); err != nil {
 		return nil, err
 	}
 	name := fmt.Sprintf("caddy-idle-%s-%s-get-%v", variant, proto, standalone)
 	if profileDir != "" {
-		if err := e.caddy.saveAdmin(ctx, "/debug/pprof/heap", filepath.Join(profileDir, name+"-before.heap")); err != nil {
+		if err := e.caddy.SaveAdmin(ctx, "/debug/pprof/heap", filepath.Join(profileDir, name+"-before.heap")); err != nil {
 			return nil, err
 		}
 	}
-	upBefore, err := rssBytes(e.up.pid())
+	upBefore, err := benchkit.RSS(e.up.Pid())
 	if err != nil {
 		return nil, err
 	}
@@ -79,26 +81,25 @@ func (e *env) idleMemory(ctx context.Context, variant, proto string, standalone 
 	// The standalone GET streams open asynchronously after initialized:
 	// wait until Caddy's goroutine count stops moving.
 	e.settle(ctx)
-	if r.after, err = e.caddy.memAfterGC(ctx); err != nil {
+	if r.after, err = e.caddy.MemAfterGC(ctx); err != nil {
 		return nil, err
 	}
-	upAfter, err := rssBytes(e.up.pid())
+	upAfter, err := benchkit.RSS(e.up.Pid())
 	if err != nil {
 		return nil, err
 	}
 	r.upRSS = upAfter - upBefore
 	if profileDir != "" {
 		before, after := filepath.Join(profileDir, name+"-before.heap"), filepath.Join(profileDir, name+"-after.heap")
-		if err := e.caddy.saveAdmin(ctx, "/debug/pprof/heap", after); err != nil {
+		if err := e.caddy.SaveAdmin(ctx, "/debug/pprof/heap", after); err != nil {
 			return nil, err
 		}
-		top, err := pprofTop(after, "-sample_index=inuse_space", "-diff_base="+before)
+		_, rows, err := benchkit.PprofTop(topNodes, "-sample_index=inuse_space", "-diff_base="+before, after)
 		if err != nil {
 			return nil, err
 		}
-		_, rows := splitTop(top)
 		r.heapTop = rows[:min(len(rows), 20)]
-		b, err := e.caddy.adminGet(ctx, "/debug/pprof/goroutine?debug=1")
+		b, err := e.caddy.AdminGet(ctx, "/debug/pprof/goroutine?debug=1")
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +120,7 @@ func (e *env) settle(ctx context.Context) {
 	deadline := time.Now().Add(10 * time.Second)
 	last, same := int64(-1), 0
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		g, err := e.caddy.goroutines(ctx)
+		g, err := e.caddy.Goroutines(ctx)
 		if err != nil {
 			return
 		}
@@ -131,7 +132,7 @@ func (e *env) settle(ctx context.Context) {
 		} else {
 			last, same = g, 0
 		}
-		sleepCtx(ctx, 250*time.Millisecond)
+		benchkit.SleepCtx(ctx, 250*time.Millisecond)
 	}
 }
 

@@ -3,11 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caddy-mcp/caddy-mcp/bench/internal/benchkit"
 )
 
 // profileResult is a CPU profile of Caddy, boiled down.
@@ -32,11 +33,10 @@ var oursPattern = regexp.MustCompile(`caddy-mcp/caddymcp|modelcontextprotocol/go
 // allocsBefore and allocsAfter are allocation profiles taken around it.
 func analyzeProfile(path, allocsBefore, allocsAfter string) (profileResult, error) {
 	pr := profileResult{path: path}
-	cum, err := pprofTop(path, "-cum")
+	head, rows, err := benchkit.PprofTop(topNodes, "-cum", path)
 	if err != nil {
 		return pr, err
 	}
-	head, rows := splitTop(cum)
 	pr.header = head
 	for _, r := range rows {
 		if len(pr.cum) < 30 {
@@ -46,20 +46,20 @@ func analyzeProfile(path, allocsBefore, allocsAfter string) (profileResult, erro
 			pr.ours = append(pr.ours, r)
 		}
 	}
-	flat, err := pprofTop(path)
-	if err != nil {
+	if _, rows, err = benchkit.PprofTop(topNodes, path); err != nil {
 		return pr, err
 	}
-	_, rows = splitTop(flat)
 	pr.flat = rows[:min(len(rows), 25)]
-	allocs, err := pprofTop(allocsAfter, "-sample_index=alloc_space", "-diff_base="+allocsBefore)
-	if err != nil {
+	if _, rows, err = benchkit.PprofTop(topNodes, "-sample_index=alloc_space", "-diff_base="+allocsBefore, allocsAfter); err != nil {
 		return pr, err
 	}
-	_, rows = splitTop(allocs)
 	pr.allocs = rows[:min(len(rows), 15)]
 	return pr, nil
 }
+
+// topNodes bounds pprof's tables: enough to find the gateway's own code
+// below the runtime's and net/http's.
+const topNodes = "-nodecount=400"
 
 // perUnit rewrites pprof -top rows of a memory profile as bytes per unit
 // (per call, per session) of the flat column, with the function name.
@@ -100,54 +100,15 @@ func parseSize(s string) (float64, bool) {
 	return 0, false
 }
 
-// clip shortens a line to n characters: the SDK's generic instantiations
-// have names of several hundred.
-func clip(line string, n int) string {
-	if len(line) <= n {
-		return line
-	}
-	return line[:n] + "…"
-}
-
-func pprofTop(path string, extra ...string) (string, error) {
-	args := append([]string{"tool", "pprof", "-top", "-nodecount=400"}, extra...)
-	args = append(args, path)
-	out, err := exec.Command("go", args...).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
-}
-
-// splitTop separates pprof -top output into its summary and its rows.
-func splitTop(out string) (head, rows []string) {
-	inRows := false
-	for _, line := range strings.Split(out, "\n") {
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		if !inRows {
-			if strings.Contains(line, "flat%") && strings.Contains(line, "cum%") {
-				inRows = true
-				continue
-			}
-			head = append(head, line)
-			continue
-		}
-		rows = append(rows, line)
-	}
-	return head, rows
-}
-
 func (p *profileResult) print(w io.Writer) {
 	fmt.Fprintf(w, "\n## Where Caddy's time goes: %s, %s, %d sessions\n\n", p.variant, p.proto, p.sessions)
 	fmt.Fprintf(w, "CPU profile from Caddy's admin /debug/pprof/profile during an extra, unreported slice (about %d calls while it ran, Caddy CPU %s µs/call). "+
 		"Profile: `%s` (explore with `go tool pprof -http : %s`).\n\n", p.calls, fmtUs(p.caddyCPU), p.path, p.path)
 	block := func(title string, lines []string) {
 		fmt.Fprintf(w, "%s:\n\n```\n", title)
-		fmt.Fprintln(w, "      flat  flat%   sum%        cum   cum%")
+		fmt.Fprintln(w, benchkit.PprofColumns)
 		for _, l := range lines {
-			fmt.Fprintln(w, clip(l, 200))
+			fmt.Fprintln(w, benchkit.Clip(l, 200))
 		}
 		fmt.Fprint(w, "```\n\n")
 	}
@@ -157,7 +118,7 @@ func (p *profileResult) print(w io.Writer) {
 	block("Top flat", p.flat)
 	fmt.Fprintf(w, "Where Caddy allocated meanwhile (alloc_space difference over the profile, flat, per call of the slice):\n\n```\n")
 	for _, l := range perUnit(p.allocs, p.calls, "call") {
-		fmt.Fprintln(w, clip(l, 200))
+		fmt.Fprintln(w, benchkit.Clip(l, 200))
 	}
 	fmt.Fprint(w, "```\n")
 }

@@ -1,24 +1,24 @@
-package main
+package benchkit
 
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
 // clockTicks is the kernel's USER_HZ, the unit of utime and stime in
 // /proc/<pid>/stat. It is 100 on every Linux architecture Go supports
 // (sysconf(_SC_CLK_TCK) has returned 100 since 2.6), so the resolution of a
-// CPU reading is 10 ms; cells run for seconds, so that is plenty.
+// CPU reading is 10 ms; measurements run for seconds, so that is plenty.
 const clockTicks = 100
 
-// cpuTime returns the CPU time (user + system, all threads) a process has
+// CPUTime returns the CPU time (user + system, all threads) a process has
 // used so far, from /proc/<pid>/stat.
-func cpuTime(pid int) (time.Duration, error) {
+func CPUTime(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -50,9 +50,9 @@ func parseStatCPU(stat string) (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
 }
 
-// rssBytes returns a process's resident set size, from VmRSS in
+// RSS returns a process's resident set size, from VmRSS in
 // /proc/<pid>/status.
-func rssBytes(pid int) (int64, error) {
+func RSS(pid int) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -61,8 +61,8 @@ func rssBytes(pid int) (int64, error) {
 	return parseVmRSS(f)
 }
 
-func parseVmRSS(f interface{ Read([]byte) (int, error) }) (int64, error) {
-	sc := bufio.NewScanner(f)
+func parseVmRSS(r io.Reader) (int64, error) {
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:")
 		if !ok {
@@ -84,28 +84,11 @@ func parseVmRSS(f interface{ Read([]byte) (int, error) }) (int64, error) {
 	return 0, fmt.Errorf("proc status: no VmRSS line")
 }
 
-// raiseFileLimit lifts the soft limit on open files to the hard limit, for
-// this process and the processes it starts (they inherit it): 2,000 idle
-// sessions hold several thousand sockets.
-func raiseFileLimit() (uint64, error) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, err
-	}
-	if lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			return 0, err
-		}
-	}
-	return lim.Cur, nil
-}
-
-// machineBusy returns the CPU time all processes on the machine have used
+// MachineBusy returns the CPU time all processes on the machine have used
 // (every CPU's time minus idle and iowait, from the first line of
 // /proc/stat), to tell how much of the machine others took during a
-// measurement.
-func machineBusy() (time.Duration, error) {
+// measurement: the machines are shared.
+func MachineBusy() (time.Duration, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, err
