@@ -152,18 +152,7 @@ func TestCatalogImportPushServe(t *testing.T) {
 		_ = gw.Process.Signal(os.Interrupt)
 		_ = gw.Wait()
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + listen + "/mcp")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("caddy mcp gateway does not serve: %v\n%s", err, gwOut.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUp(t, "http://"+listen+"/mcp", "caddy mcp gateway", &gwOut)
 	agg := connect(t, "http://"+listen+"/mcp", h1Client(), nil)
 	res, err = agg.CallTool(context.Background(), &mcp.CallToolParams{Name: "conformance__test_simple_text"})
 	if err != nil || !strings.Contains(text(res), "simple text") {
@@ -245,15 +234,23 @@ func startDockerRegistry(t *testing.T) string {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	deadline := time.Now().Add(20 * time.Second)
+	waitUp(t, "http://"+addr+"/v2/", "docker-registry", &out)
+	return addr
+}
+
+// waitUp waits until a process answers HTTP at url, at most 30 s; out is
+// what it printed, shown if it does not.
+func waitUp(t *testing.T, url, what string, out *bytes.Buffer) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
+		resp, err := http.Get(url)
 		if err == nil {
 			resp.Body.Close()
-			return addr
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry does not answer: %v\n%s", err, out.String())
+			t.Fatalf("%s does not answer at %s: %v\n%s", what, url, err, out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

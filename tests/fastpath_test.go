@@ -146,6 +146,18 @@ func (x *fpProxy) wait(t *testing.T, from int, what string, keep func(fpSeen) bo
 	}
 }
 
+// noCallSince checks, after a moment, that no tools/call reached the
+// upstream since the from'th request: what was refused stayed refused.
+func (p *fpProxy) noCallSince(t *testing.T, from int, what string) {
+	t.Helper()
+	time.Sleep(200 * time.Millisecond)
+	for _, s := range p.seen()[from:] {
+		if s.rpcMethod == "tools/call" {
+			t.Errorf("%s reached the upstream: %s", what, fpSummary([]fpSeen{s}))
+		}
+	}
+}
+
 func fpSummary(seen []fpSeen) string {
 	var b strings.Builder
 	for _, s := range seen {
@@ -586,12 +598,7 @@ func TestFastPath(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("an unknown session: %s, want the SDK's 404", resp.Status)
 		}
-		time.Sleep(200 * time.Millisecond)
-		for _, s := range proxy.seen()[from:] {
-			if s.rpcMethod == "tools/call" {
-				t.Errorf("a refused request reached the upstream: %s", fpSummary([]fpSeen{s}))
-			}
-		}
+		proxy.noCallSince(t, from, "a refused request")
 	})
 
 	t.Run("session timeout", func(t *testing.T) {
@@ -678,12 +685,7 @@ func TestFastPath(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("a call on a deleted session: %s, want 404", resp.Status)
 		}
-		time.Sleep(200 * time.Millisecond)
-		for _, s := range proxy.seen()[from:] {
-			if s.rpcMethod == "tools/call" {
-				t.Errorf("a call on a deleted session reached the upstream: %s", fpSummary([]fpSeen{s}))
-			}
-		}
+		proxy.noCallSince(t, from, "a call on a deleted session")
 	})
 
 	t.Run("stream resumed", func(t *testing.T) {
