@@ -438,3 +438,8 @@ func remoteLabel(r *model.Transport) string { return r.Type + " remote " + r.URL
 func packageLabel(p *model.Package) string { return p.RegistryType + " package " + p.Identifier }
 
 func argLabel(a model.Argument) string { return cmp.Or(a.Name, a.ValueHint, a.Value) }
+
+// Map maps a server of the official registry's current shape (as its list
+// API answers) to a catalog entry, as import does without variables: for
+// the mcp_registry app's sync.
+func Map(s *apiv0.ServerJSON) (Entry, []string, error) { return mapServer(s, nil) }

@@ -172,7 +172,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := a.admit(r, in); err != nil {
+	if err := a.reg.admit(r.Context(), in); err != nil {
 		return err
 	}
 	s, err := a.reg.write(r.Context(), in.Name, func(cur *Server) (*Server, error) {
@@ -224,7 +224,7 @@ func (a *api) update(w http.ResponseWriter, r *http.Request, name string, in *Se
 	if in.Name != name {
 		return &apiError{status: http.StatusBadRequest, Code: "invalid_field", Msg: fmt.Sprintf("name %q differs from the server's %q: a name cannot change", in.Name, name), Field: "name"}
 	}
-	if err := a.admit(r, in); err != nil {
+	if err := a.reg.admit(r.Context(), in); err != nil {
 		return err
 	}
 	s, err := a.reg.write(r.Context(), name, func(cur *Server) (*Server, error) {
@@ -304,29 +304,6 @@ func (a *api) search(w http.ResponseWriter, r *http.Request) error {
 
 func (a *api) health(w http.ResponseWriter) error {
 	return writeJSON(w, http.StatusOK, a.reg.summary())
-}
-
-// admit applies the app's policy to what an API client asks to register:
-// commands only where allowed, URLs through the SSRF guard.
-func (a *api) admit(r *http.Request, s *Server) error {
-	if err := s.validate(); err != nil {
-		return err
-	}
-	cfg := a.reg.cfg.Load()
-	if (s.Stdio != nil || s.Container != nil) && !cfg.allowCommands {
-		field := "stdio"
-		if s.Container != nil {
-			field = "container"
-		}
-		return &apiError{status: http.StatusForbidden, Code: "forbidden", Field: field,
-			Msg: "the API registers remote servers and templates; stdio and container servers need allow_commands in the registry's config"}
-	}
-	if s.URL != "" {
-		if err := cfg.guard.checkURL(r.Context(), s.URL, nil); err != nil {
-			return &apiError{status: http.StatusBadRequest, Code: "url_refused", Msg: err.Error(), Field: "url"}
-		}
-	}
-	return nil
 }
 
 // answer writes a server as the registry now has it, with its ETag.

@@ -55,6 +55,9 @@ type App struct {
 	// instances' changes. Default: 1s.
 	PollInterval caddy.Duration `json:"poll_interval,omitempty"`
 
+	// Sync follows an upstream registry that speaks the official API.
+	Sync *SyncSettings `json:"sync,omitempty"`
+
 	key string
 	reg *registry
 	cfg *settings
@@ -141,13 +144,18 @@ func (a *App) settings() (*settings, error) {
 	if probe.Timeout == 0 {
 		probe.Timeout = Duration(defaultProbeTimeout)
 	}
+	if a.Sync != nil {
+		if err := a.Sync.validate(); err != nil {
+			return nil, err
+		}
+	}
 	poll := time.Duration(a.PollInterval)
 	if poll == 0 {
 		poll = time.Second
 	}
 	return &settings{
 		templates: a.Templates, allowCommands: a.AllowCommands, guard: guard,
-		probe: probe, excludeUnhealthy: a.ExcludeUnhealthy, poll: poll,
+		probe: probe, excludeUnhealthy: a.ExcludeUnhealthy, poll: poll, sync: a.Sync,
 	}, nil
 }
 

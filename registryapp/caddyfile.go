@@ -35,6 +35,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //	    probe off                         # no active probes
 //	    exclude_unhealthy                 # keep unhealthy servers off the aggregate
 //	    poll_interval <duration>          # other instances' changes; default 1s
+//	    sync <base URL> {                 # follow a registry that speaks the official API
+//	        names    <pattern...>         # path.Match on official names; default all
+//	        interval <duration>           # default 1h
+//	    }
 //
 //	    template <name> {                 # what records with "template": "<name>" run
 //	        stdio     <command> [<args...>]    # or
@@ -105,6 +109,37 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			a.ExcludeUnhealthy = true
+		case "sync":
+			a.Sync = new(SyncSettings)
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			a.Sync.URL = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				switch d.Val() {
+				case "names":
+					names := d.RemainingArgs()
+					if len(names) == 0 {
+						return d.ArgErr()
+					}
+					a.Sync.Names = append(a.Sync.Names, names...)
+				case "interval":
+					var v string
+					if !d.AllArgs(&v) {
+						return d.ArgErr()
+					}
+					dur, err := caddy.ParseDuration(v)
+					if err != nil {
+						return d.Errf("sync interval %q: %v", v, err)
+					}
+					a.Sync.Interval = caddy.Duration(dur)
+				default:
+					return d.Errf("unrecognized sync option %q", d.Val())
+				}
+			}
 		case "template":
 			s, err := caddymcp.UnmarshalServer(d)
 			if err != nil {

@@ -65,6 +65,8 @@ func TestCaddyfileGlobalOption(t *testing.T) {
 		}
 	}`},
 		{"probe off", "mcp_registry {\n\t\tprobe off\n\t}", `{"probe": {"disabled": true}}`},
+		{"sync", "mcp_registry {\n\t\tsync https://registry.modelcontextprotocol.io {\n\t\t\tnames io.github.team/* io.example/*\n\t\t\tinterval 30m\n\t\t}\n\t}",
+			`{"sync": {"url": "https://registry.modelcontextprotocol.io", "names": ["io.github.team/*", "io.example/*"], "interval": 1800000000000}}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			apps, err := adaptApps(t, "{\n\t"+tt.global+"\n}\n\nlocalhost {\n\tmcp_registry_api\n}\n")
@@ -119,6 +121,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"remote template", "mcp_registry {\n\t\ttemplate r {\n\t\t\tremote https://example.com/mcp\n\t\t}\n\t}", "", `template "r": templates are stdio or container servers`},
 		{"template twice", "mcp_registry {\n\t\ttemplate a {\n\t\t\tstdio x\n\t\t}\n\t\ttemplate a {\n\t\t\tstdio y\n\t\t}\n\t}", "", `template "a": defined twice`},
 		{"empty allow-list", "mcp_registry {\n\t\tallowed_networks\n\t}", "", "wrong argument count"},
+		{"sync without a URL", "mcp_registry {\n\t\tsync\n\t}", "", "wrong argument count"},
+		{"sync option unknown", "mcp_registry {\n\t\tsync https://r.example {\n\t\t\tbogus\n\t\t}\n\t}", "", `unrecognized sync option "bogus"`},
 		{"handler option unknown", "mcp_registry", "mcp_registry_api {\n\t\tbogus\n\t}", `unrecognized mcp_registry_api option "bogus"`},
 		{"gateway registry with an argument", "mcp_registry", "mcp_gateway {\n\t\tregistry yes\n\t}", "wrong argument count"},
 		{"handler prefix twice", "mcp_registry", "mcp_registry_api {\n\t\tprefix /a /b\n\t}", "wrong argument count"},
@@ -148,6 +152,8 @@ func TestSettingsRefuse(t *testing.T) {
 		{"template without a kind", App{Templates: map[string]*Template{"t": {}}}, `templates: "t": exactly one of stdio or container`},
 		{"template without a command", App{Templates: map[string]*Template{"t": {Stdio: new(caddymcp.StdioConfig)}}}, `templates: "t":`},
 		{"negative probe", App{Probe: &ProbeSettings{Interval: -1}}, "must be positive"},
+		{"sync URL", App{Sync: &SyncSettings{URL: "ftp://x"}}, `sync: url "ftp://x"`},
+		{"sync pattern", App{Sync: &SyncSettings{URL: "https://x", Names: []string{"["}}}, `sync: names: pattern "["`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := tt.app.settings(); err == nil || !strings.Contains(err.Error(), tt.want) {

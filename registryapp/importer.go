@@ -1,6 +1,7 @@
 package registryapp
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -58,6 +59,39 @@ func (a *api) importCatalog(w http.ResponseWriter, r *http.Request) error {
 
 // importEntry writes one catalog server as a record.
 func (a *api) importEntry(r *http.Request, e catalog.Entry, res *importResult) error {
+	result, err := a.reg.upsert(r.Context(), e)
+	res.Result = result
+	return err
+}
+
+// admit applies the app's policy to a server registered from outside the
+// config (the API, a catalog, a sync): commands only where allowed, URLs
+// through the SSRF guard.
+func (r *registry) admit(ctx context.Context, s *Server) error {
+	if err := s.validate(); err != nil {
+		return err
+	}
+	cfg := r.cfg.Load()
+	if (s.Stdio != nil || s.Container != nil) && !cfg.allowCommands {
+		field := "stdio"
+		if s.Container != nil {
+			field = "container"
+		}
+		return &apiError{status: http.StatusForbidden, Code: "forbidden", Field: field,
+			Msg: "the API registers remote servers and templates; stdio and container servers need allow_commands in the registry's config"}
+	}
+	if s.URL != "" {
+		if err := cfg.guard.checkURL(ctx, s.URL, nil); err != nil {
+			return &apiError{status: http.StatusBadRequest, Code: "url_refused", Msg: err.Error(), Field: "url"}
+		}
+	}
+	return nil
+}
+
+// upsert writes a catalog server as a record: created, or replaced where
+// the name exists (its enabled flag, tags and probe settings kept). It
+// reports created, updated or unchanged.
+func (r *registry) upsert(ctx context.Context, e catalog.Entry) (string, error) {
 	s := &Server{
 		Name: e.Server.Name, Title: e.Title, Description: e.Description, Version: e.Version,
 		Stdio: e.Server.Stdio, Container: e.Server.Container, Tools: e.Server.Tools, Enabled: true,
@@ -68,24 +102,25 @@ func (a *api) importEntry(r *http.Request, e catalog.Entry, res *importResult) e
 	if rc := e.Server.Remote; rc != nil {
 		s.URL, s.Transport, s.Headers = rc.URL, rc.Transport, rc.Headers
 	}
-	if err := a.admit(r, s); err != nil {
-		return err
+	if err := r.admit(ctx, s); err != nil {
+		return "", err
 	}
-	_, err := a.reg.write(r.Context(), s.Name, func(cur *Server) (*Server, error) {
+	var result string
+	_, err := r.write(ctx, s.Name, func(cur *Server) (*Server, error) {
 		now := time.Now().UTC()
 		if cur == nil {
-			res.Result = "created"
+			result = "created"
 			s.SchemaVersion, s.CreatedAt, s.UpdatedAt, s.Revision = schemaVersion, now, now, 1
 			return s, nil
 		}
 		s.Enabled, s.Tags, s.Probe = cur.Enabled, cur.Tags, cur.Probe
 		if sameReach(cur, s) && cur.Title == s.Title && cur.Description == s.Description && cur.Version == s.Version {
-			res.Result = "unchanged"
+			result = "unchanged"
 			return cur, nil
 		}
-		res.Result = "updated"
+		result = "updated"
 		s.SchemaVersion, s.CreatedAt, s.UpdatedAt, s.Revision = schemaVersion, cur.CreatedAt, now, cur.Revision+1
 		return s, nil
 	})
-	return err
+	return result, err
 }

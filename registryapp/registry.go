@@ -59,6 +59,7 @@ type settings struct {
 	probe            ProbeSettings // defaults filled in
 	excludeUnhealthy bool
 	poll             time.Duration
+	sync             *SyncSettings
 }
 
 func newRegistry(st *store, logger *zap.Logger) *registry {
@@ -86,6 +87,7 @@ func (r *registry) start(cfg *settings) error {
 			return
 		}
 		go r.follow(ctx)
+		go r.syncLoop(ctx)
 		r.probes.start(ctx)
 	})
 	if r.startErr != nil || first {
