@@ -146,6 +146,7 @@ reference. Each server is checked as the gateway would check it first.`,
 		Short: "Pulls a catalog and prints it (JSON)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			steps(cmd.ErrOrStderr())("pulling " + args[0])
 			c, _, err := Pull(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -160,6 +161,7 @@ reference. Each server is checked as the gateway would check it first.`,
 		Short: "Shows a catalog's servers, how each runs, and what each needs",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			steps(cmd.ErrOrStderr())("pulling " + args[0])
 			c, d, err := Pull(cmd.Context(), args[0])
 			if err != nil {
 				return err

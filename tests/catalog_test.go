@@ -179,12 +179,27 @@ func TestCatalogBadInput(t *testing.T) {
 	if err := remote.Write(imgRef, img); err != nil {
 		t.Fatal(err)
 	}
+	// A registry that refuses us: every request answered 401, as one that
+	// wants credentials we do not have.
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="team"`)
+		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+	}))
+	t.Cleanup(refusing.Close)
+	refusingHost := strings.TrimPrefix(refusing.URL, "http://")
+	file := filepath.Join(t.TempDir(), "catalog.json")
+	if err := os.WriteFile(file, []byte(`{"schema_version": 1, "servers": [{"server": {"name": "one", "remote": {"url": "https://one.example.com/mcp"}}}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	for _, tt := range []struct {
 		name string
 		args []string
 		want string
 	}{
+		{"a registry that refuses a push", []string{"mcp", "catalog", "push", file, refusingHost + "/team/mcp:v1"}, "401 Unauthorized"},
+		{"a registry that refuses a pull", []string{"mcp", "catalog", "pull", refusingHost + "/team/mcp:v1"}, "401 Unauthorized"},
+		{"a catalog file that is not one", []string{"mcp", "catalog", "push", filepath.Join(peers.RepoRoot(t), "go.mod"), host + "/team/mcp:v1"}, "not valid"},
 		{"unknown server", []string{"mcp", "import", "io.example/nothing", host + "/team/mcp", "--registry", official.URL}, "unknown server"},
 		{"oversized document", []string{"mcp", "import", "io.example/big", host + "/team/mcp", "--registry", official.URL}, "over 1 MiB"},
 		{"a name without a registry", []string{"mcp", "import", "io.example/x", host + "/team/mcp"}, "--registry"},
@@ -398,6 +413,12 @@ func TestCatalogIntoRegistry(t *testing.T) {
 	_, _, again := apiCall(t, "POST", s.url("/api/import"), map[string]any{"ref": ref}, nil)
 	if r := again["servers"].([]any)[0].(map[string]any); r["result"] != "unchanged" {
 		t.Errorf("importing again: %v, want unchanged", r)
+	}
+	// The same from the command line, through the admin API: it reports
+	// each server and fails because one was refused.
+	out, stderr, err = caddyCmd(t, dir, "mcp", "registry", "import", ref, "--admin", s.admin)
+	if err == nil || !strings.Contains(out, "conf: unchanged") || !strings.Contains(out, "local: refused: ") || !strings.Contains(stderr, "1 of 2 servers") {
+		t.Errorf("caddy mcp registry import: %v\n%s%s", err, out, stderr)
 	}
 	for _, tt := range []struct {
 		body   any
