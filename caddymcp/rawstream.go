@@ -130,7 +130,7 @@ func setField(msg []byte, key string, value json.RawMessage) []byte {
 
 // compactJSON returns a JSON value without insignificant space, to compare.
 func compactJSON(v json.RawMessage) []byte {
-	if bytes.IndexAny(v, " \t\r\n") < 0 {
+	if !bytes.ContainsAny(v, " \t\r\n") {
 		return v
 	}
 	var b bytes.Buffer

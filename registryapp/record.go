@@ -67,7 +67,6 @@ const (
 	HealthHealthy   = "healthy"
 	HealthUnhealthy = "unhealthy"
 	HealthNeedsAuth = "needs_auth"
-	HealthDisabled  = "disabled"
 )
 
 // Status is what the registry observed of a server.
