@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 )
@@ -94,7 +95,8 @@ func (st *store) list(ctx context.Context) ([]*Server, []error, error) {
 	for _, k := range keys {
 		name, ok := strings.CutSuffix(path.Base(k), ".json")
 		if !ok || strings.HasPrefix(path.Base(k), ".") {
-			continue // not a record: a temporary file of an interrupted write
+			st.removeStale(ctx, k) // not a record: a temporary file of an interrupted write
+			continue
 		}
 		s, err := st.get(ctx, name)
 		switch {
@@ -106,6 +108,19 @@ func (st *store) list(ctx context.Context) ([]*Server, []error, error) {
 		}
 	}
 	return out, bad, nil
+}
+
+// staleAfter is how old a temporary file beside the records must be before
+// it is removed: a write in progress (here or in another instance) takes
+// milliseconds.
+const staleAfter = 10 * time.Minute
+
+// removeStale removes a file beside the records that is not one (left by a
+// write that was killed) once it is old enough.
+func (st *store) removeStale(ctx context.Context, key string) {
+	if info, err := st.storage.Stat(ctx, key); err == nil && time.Since(info.Modified) > staleAfter {
+		_ = st.storage.Delete(ctx, key)
+	}
 }
 
 // lock takes the process's and then the storage's write lock: other

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 )
@@ -106,6 +107,22 @@ func TestStoreRecordsAndJournal(t *testing.T) {
 	}
 	if len(bad) != 3 {
 		t.Errorf("%d bad records reported, want 3: %q", len(bad), all)
+	}
+
+	// Listing removes temporary files of killed writes once they are old,
+	// and leaves young ones (a write in progress) alone.
+	old := time.Now().Add(-2 * staleAfter)
+	if err := os.Chtimes(filepath.Join(servers, "a.json.tmp4567890123"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.list(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(servers, "a.json.tmp4567890123")); !os.IsNotExist(err) {
+		t.Errorf("an old temporary file is still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(servers, ".a.json.tmp123")); err != nil {
+		t.Errorf("a young temporary file was removed: %v", err)
 	}
 
 	// A damaged journal starts again rather than stopping every write.
