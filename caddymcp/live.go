@@ -174,21 +174,17 @@ func (l *LiveSet) Routes() []LiveRoute {
 }
 
 // Probe checks a server: it connects if there is no session (initialize
-// and list), then pings. It returns the round trip and the server's tools.
-func (l *LiveSet) Probe(ctx context.Context, name string) (time.Duration, []*mcp.Tool, error) {
+// and list), then pings. It returns the round trip; the tools reach the
+// observer with the listing.
+func (l *LiveSet) Probe(ctx context.Context, name string) (time.Duration, error) {
 	v, ok := l.servers.Load(name)
 	if !ok {
-		return 0, nil, fmt.Errorf("unknown MCP server %q", name)
+		return 0, fmt.Errorf("unknown MCP server %q", name)
 	}
 	u := v.(*liveServer).m.up
 	start := time.Now()
 	err := u.do(ctx, func(cs *mcp.ClientSession) error { return cs.Ping(ctx, nil) })
-	latency := time.Since(start)
-	var tools []*mcp.Tool
-	if cat := u.catalog.Load(); cat != nil {
-		tools = cat.tools
-	}
-	return latency, tools, err
+	return time.Since(start), err
 }
 
 // Close stops every server of the set.

@@ -279,7 +279,7 @@ func (a *api) tools(w http.ResponseWriter, name string) error {
 
 // refresh answers POST /servers/{name}/refresh: a probe now.
 func (a *api) refresh(w http.ResponseWriter, r *http.Request, name string) error {
-	if _, err := a.reg.probe(r.Context(), name); err != nil {
+	if err := a.reg.probe(r.Context(), name); err != nil {
 		return err
 	}
 	return a.answer(w, http.StatusOK, name)

@@ -123,7 +123,7 @@ func (p *prober) run(name string) {
 		return
 	}
 	defer func() { <-sem }()
-	if _, err := p.r.probe(ctx, name); err == errNotFound {
+	if err := p.r.probe(ctx, name); err == errNotFound {
 		return
 	}
 	p.r.mu.RLock()
@@ -149,7 +149,7 @@ func (r *registry) probeSettings(s *Server) (interval, timeout time.Duration, of
 }
 
 // probe checks a server now and records the outcome.
-func (r *registry) probe(ctx context.Context, name string) (Status, error) {
+func (r *registry) probe(ctx context.Context, name string) error {
 	r.mu.Lock()
 	e := r.servers[name]
 	var rec *Server
@@ -160,11 +160,11 @@ func (r *registry) probe(ctx context.Context, name string) (Status, error) {
 		r.mu.Unlock()
 		switch {
 		case rec == nil:
-			return Status{}, errNotFound
+			return errNotFound
 		case !rec.Enabled:
-			return Status{}, fieldErr("enabled", "server %q is disabled: enable it to probe it", name)
+			return fieldErr("enabled", "server %q is disabled: enable it to probe it", name)
 		}
-		return Status{}, apiErr(http.StatusConflict, "conflict", "server %q is being probed already: try again in a moment", name)
+		return apiErr(http.StatusConflict, "conflict", "server %q is being probed already: try again in a moment", name)
 	}
 	r.probing[name] = true
 	r.mu.Unlock()
@@ -176,19 +176,20 @@ func (r *registry) probe(ctx context.Context, name string) (Status, error) {
 	_, timeout, _ := r.probeSettings(rec)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	latency, _, err := r.live.Probe(ctx, name)
-	return r.observe(name, latency, err), nil
+	latency, err := r.live.Probe(ctx, name)
+	r.observe(name, latency, err)
+	return nil
 }
 
 // observe records the outcome of a probe, or a failure seen on live traffic
 // (latency 0). A server that becomes unhealthy, or healthy again, leaves or
 // rejoins the aggregate if the config keeps unhealthy servers out.
-func (r *registry) observe(name string, latency time.Duration, err error) Status {
+func (r *registry) observe(name string, latency time.Duration, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.servers[name]
 	if e == nil {
-		return Status{}
+		return
 	}
 	now := time.Now().UTC()
 	st := e.status
@@ -212,7 +213,6 @@ func (r *registry) observe(name string, latency time.Duration, err error) Status
 	if err != nil && wasUp {
 		r.log().Warn("registry server unhealthy", zap.String("server", name), zap.String("health", st.Health), zap.Error(err))
 	}
-	return st
 }
 
 // needsAuth reports whether a failure is the server refusing us for want

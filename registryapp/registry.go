@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -207,6 +206,9 @@ func (r *registry) write(ctx context.Context, name string, fn func(cur *Server) 
 	if err != nil {
 		return nil, err
 	}
+	if next != nil && next == cur {
+		return cur, nil // nothing changed: nothing to store, journal or serve anew
+	}
 	if next == nil {
 		if cur == nil {
 			return nil, errNotFound
@@ -301,7 +303,7 @@ func (r *registry) resync(ctx context.Context) error {
 	r.mu.RLock()
 	var gone []string
 	for name := range r.servers {
-		if !seen[name] && !r.unreadable(bad, name) {
+		if !seen[name] && bad[name] == nil { // an unreadable record is kept as it was
 			gone = append(gone, name)
 		}
 	}
@@ -313,12 +315,6 @@ func (r *registry) resync(ctx context.Context) error {
 	r.seq = j.Seq
 	r.mu.Unlock()
 	return nil
-}
-
-// unreadable reports whether a record is among those that could not be
-// read: it is kept as it was, rather than dropped.
-func (r *registry) unreadable(bad []error, name string) bool {
-	return slices.ContainsFunc(bad, func(err error) bool { return strings.Contains(err.Error(), fmt.Sprintf("record %q", name)) })
 }
 
 // catchUp applies the changes of other instances that the journal lists

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 )
 
 // TestDialControlFollowsTheGuardInForce dials a real listener on loopback
@@ -59,5 +62,35 @@ func TestDialControlFollowsTheGuardInForce(t *testing.T) {
 	}
 	if err := dial("http://other.example.net/mcp"); err == nil {
 		t.Error("dialing loopback for a host not allowed: no error")
+	}
+}
+
+// TestWriteOfNoChangeWritesNothing: a write whose function hands back the
+// stored record (an enable of an enabled server, an import of what is
+// there) stores and journals nothing.
+func TestWriteOfNoChangeWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	st := &store{storage: &certmagic.FileStorage{Path: t.TempDir()}}
+	r := newRegistry(st, zap.NewNop())
+	t.Cleanup(func() { _ = r.Destruct() })
+	g, err := newURLGuard(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cfg.Store(&settings{guard: g, probe: ProbeSettings{Disabled: true}})
+	rec := &Server{SchemaVersion: schemaVersion, Name: "x", URL: "https://x.example.com/mcp", Enabled: true, Revision: 1}
+	if _, err := r.write(ctx, "x", func(*Server) (*Server, error) { return rec, nil }); err != nil {
+		t.Fatal(err)
+	}
+	j1, err := st.readJournal(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.write(ctx, "x", func(cur *Server) (*Server, error) { return cur, nil })
+	if err != nil || got.Revision != 1 {
+		t.Fatalf("an unchanged write: %+v %v", got, err)
+	}
+	if j2, err := st.readJournal(ctx); err != nil || j2.Seq != j1.Seq {
+		t.Errorf("an unchanged write moved the journal from %d to %d (%v)", j1.Seq, j2.Seq, err)
 	}
 }

@@ -80,9 +80,9 @@ func decodeRecord(name string, b []byte) (*Server, error) {
 	return &s, nil
 }
 
-// list reads every record. Records that cannot be read are reported, each
-// with its name, beside the ones that can: one bad record hides no other.
-func (st *store) list(ctx context.Context) ([]*Server, []error, error) {
+// list reads every record. Records that cannot be read are reported by
+// name beside the ones that can: one bad record hides no other.
+func (st *store) list(ctx context.Context) ([]*Server, map[string]error, error) {
 	keys, err := st.storage.List(ctx, serversDir, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
@@ -91,7 +91,7 @@ func (st *store) list(ctx context.Context) ([]*Server, []error, error) {
 		return nil, nil, fmt.Errorf("listing records in storage: %w", err)
 	}
 	var out []*Server
-	var bad []error
+	bad := map[string]error{}
 	for _, k := range keys {
 		name, ok := strings.CutSuffix(path.Base(k), ".json")
 		if !ok || strings.HasPrefix(path.Base(k), ".") {
@@ -102,7 +102,7 @@ func (st *store) list(ctx context.Context) ([]*Server, []error, error) {
 		switch {
 		case errors.Is(err, errNotFound):
 		case err != nil:
-			bad = append(bad, err)
+			bad[name] = err
 		default:
 			out = append(out, s)
 		}

@@ -2,6 +2,7 @@ package registryapp
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,8 +106,8 @@ func TestStoreRecordsAndJournal(t *testing.T) {
 			t.Errorf("bad records reported as %q, want one saying %q", all, want)
 		}
 	}
-	if len(bad) != 3 {
-		t.Errorf("%d bad records reported, want 3: %q", len(bad), all)
+	if len(bad) != 3 || bad["broken"] == nil || bad["future"] == nil || bad["alias"] == nil {
+		t.Errorf("bad records %v, want broken, future and alias: %q", slices.Sorted(maps.Keys(bad)), all)
 	}
 
 	// Listing removes temporary files of killed writes once they are old,

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -414,7 +415,7 @@ func TestRegistryLiveRestart(t *testing.T) {
 	}
 	names := toolNames(t, connect(t, s.url("/mcp"), h1Client(), nil))
 	for name, w := range want {
-		if containsString(names, name+"__test_simple_text") != w.enabled {
+		if slices.Contains(names, name+"__test_simple_text") != w.enabled {
 			t.Errorf("after the restart, %s (enabled %v) on the aggregate: %v", name, w.enabled, !w.enabled)
 		}
 	}

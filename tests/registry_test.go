@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,7 +111,7 @@ func TestRegistryLiveRoutes(t *testing.T) {
 
 	// The aggregate has it too.
 	agg := connect(t, s.url("/mcp"), h1Client(), nil)
-	if names := toolNames(t, agg); !containsString(names, "conf__test_simple_text") {
+	if names := toolNames(t, agg); !slices.Contains(names, "conf__test_simple_text") {
 		t.Errorf("the aggregate lacks conf__test_simple_text: %v", names)
 	}
 
@@ -146,19 +147,10 @@ func TestRegistryLiveRoutes(t *testing.T) {
 		t.Errorf("a disabled server's route: %d, want 404", resp.StatusCode)
 	}
 	deadline = time.Now().Add(5 * time.Second)
-	for containsString(toolNames(t, agg), "conf__test_simple_text") {
+	for slices.Contains(toolNames(t, agg), "conf__test_simple_text") {
 		if time.Now().After(deadline) {
 			t.Fatal("a disabled server's tools are still on the aggregate")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

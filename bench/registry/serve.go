@@ -67,6 +67,24 @@ func awaitServing(ctx context.Context, c *http.Client, url string, since time.Ti
 func registryWriteServe(ctx context.Context, c *caddyProc, up *upstreamProc, label string, n, warm int, logw io.Writer) (*serveResult, error) {
 	client := newHTTPClient("h1")
 	defer client.CloseIdleConnections()
+	return sampleChanges(ctx, c, up, client, label, n, warm, 100, logw, func(int) (string, func() error, error) {
+		name := fmt.Sprintf("new-%d", newNames.Add(1))
+		_, err := expect(ctx, client, http.StatusCreated, http.MethodPost, c.Base+"/api/servers", map[string]any{"name": name, "url": up.echoURL(false)})
+		undo := func() error {
+			_, err := expect(ctx, client, http.StatusNoContent, http.MethodDelete, c.Base+"/api/servers/"+name, nil)
+			return err
+		}
+		return c.Base + "/servers/" + name + "/mcp", undo, err
+	})
+}
+
+// sampleChanges times warm+n changes, one at a time, measuring the last n:
+// change makes one and returns the route it opens and how to undo it
+// (untimed); each sample then waits for the route to answer initialize.
+// Every sample opens its connection: a reload closes kept-alive ones, so
+// the plain-Caddy case could not keep one.
+func sampleChanges(ctx context.Context, c *caddyProc, up *upstreamProc, client *http.Client, label string, n, warm, every int, logw io.Writer,
+	change func(k int) (route string, undo func() error, err error)) (*serveResult, error) {
 	r := &serveResult{label: label}
 	var meter *othersMeter
 	defer func() { r.others = meter.cores() }()
@@ -74,13 +92,10 @@ func registryWriteServe(ctx context.Context, c *caddyProc, up *upstreamProc, lab
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		name := fmt.Sprintf("new-%d", newNames.Add(1))
-		route := c.Base + "/servers/" + name + "/mcp"
-		// Every sample opens its connection, as in the plain-Caddy case,
-		// where a reload closes kept-alive connections.
 		client.CloseIdleConnections()
 		start := time.Now()
-		if _, err := expect(ctx, client, http.StatusCreated, http.MethodPost, c.Base+"/api/servers", map[string]any{"name": name, "url": up.echoURL(false)}); err != nil {
+		route, undo, err := change(k)
+		if err != nil {
 			return nil, err
 		}
 		wrote := time.Since(start)
@@ -96,10 +111,10 @@ func registryWriteServe(ctx context.Context, c *caddyProc, up *upstreamProc, lab
 			r.add(wrote, served, tries)
 		}
 		endSession(ctx, client, route, sid)
-		if _, err := expect(ctx, client, http.StatusNoContent, http.MethodDelete, c.Base+"/api/servers/"+name, nil); err != nil {
+		if err := undo(); err != nil {
 			return nil, err
 		}
-		if k%100 == 99 {
+		if k%every == every-1 {
 			fmt.Fprintf(logw, "  %s: %d/%d, serve p50 %s ms\n", label, k+1, warm+n, fmtMs(r.serve.pct(.5)))
 		}
 	}
@@ -123,40 +138,15 @@ func plainRouteChange(ctx context.Context, c *caddyProc, up *upstreamProc, exist
 	}
 	client := newHTTPClient("h1")
 	defer client.CloseIdleConnections()
-	r := &serveResult{label: fmt.Sprintf("plain Caddy, %d routes", existing)}
-	var meter *othersMeter
-	defer func() { r.others = meter.cores() }()
 	routesPath := "/config/apps/http/servers/" + benchkit.SiteName + "/routes"
-	for k := range warm + n {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
+	return sampleChanges(ctx, c, up, client, fmt.Sprintf("plain Caddy, %d routes", existing), n, warm, 50, logw, func(k int) (string, func() error, error) {
 		path := fmt.Sprintf("/servers/new-%d/mcp", k)
 		route, _ := json.Marshal(plainRoute(path, upHost))
-		client.CloseIdleConnections()
-		start := time.Now()
-		if _, err := c.AdminDo(ctx, http.MethodPost, routesPath, route); err != nil {
-			return nil, err
+		_, err := c.AdminDo(ctx, http.MethodPost, routesPath, route)
+		undo := func() error {
+			_, err := c.AdminDo(ctx, http.MethodDelete, fmt.Sprintf("%s/%d", routesPath, existing), nil)
+			return err
 		}
-		wrote := time.Since(start)
-		sid, tries, err := awaitServing(ctx, client, c.Base+path, start)
-		if err != nil {
-			return nil, err
-		}
-		served := time.Since(start)
-		if k == warm {
-			meter = startOthers(c.Pid(), up.Pid(), os.Getpid())
-		}
-		if k >= warm {
-			r.add(wrote, served, tries)
-		}
-		endSession(ctx, client, c.Base+path, sid)
-		if _, err := c.AdminDo(ctx, http.MethodDelete, fmt.Sprintf("%s/%d", routesPath, existing), nil); err != nil {
-			return nil, err
-		}
-		if k%50 == 49 {
-			fmt.Fprintf(logw, "  %s: %d/%d, serve p50 %s ms\n", r.label, k+1, warm+n, fmtMs(r.serve.pct(.5)))
-		}
-	}
-	return r, nil
+		return c.Base + path, undo, err
+	})
 }
