@@ -8,5 +8,6 @@ package caddymcproot
 import (
 	_ "github.com/caddy-mcp/caddy-mcp/caddymcp"
 	_ "github.com/caddy-mcp/caddy-mcp/catalog"
+	_ "github.com/caddy-mcp/caddy-mcp/interceptors"
 	_ "github.com/caddy-mcp/caddy-mcp/registryapp"
 )

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/caddy-mcp/caddy-mcp/caddymcp/demo"
+	"github.com/caddy-mcp/caddy-mcp/mcpauth"
 )
 
 func init() {
@@ -34,6 +35,7 @@ for the details of each.`,
 // it here, or, from another package, pass it to RegisterCommand.
 var mcpCommands = []func() *cobra.Command{
 	demoServerCommand,
+	mcpauth.APIKeyCommand,
 }
 
 // RegisterCommand adds a subcommand to 'caddy mcp'; call it from an init.

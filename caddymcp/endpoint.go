@@ -54,6 +54,8 @@ type endpoint struct {
 	owned     map[*member]*memberNames
 	contested bool // names or URIs collide: each change mirrors everything
 
+	sseOwners sync.Map // legacy SSE session id → the principal that opened it
+
 	rounds roundTrips
 	fast   fastState // fastpath.go: raw tools/call, and the sessions' idle timeout
 }
@@ -206,11 +208,14 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if a := accessOf(r.Context()); a != nil && msg != nil && e.challengeScope(w, r, a, msg) {
+		return
+	}
 	session, version := r.Header.Get("Mcp-Session-Id"), r.Header.Get("MCP-Protocol-Version")
 	switch {
 	case r.Method == http.MethodGet && session == "" && version == "",
 		r.Method == http.MethodPost && r.URL.Query().Has("sessionid"):
-		e.sse.ServeHTTP(w, asClientSent(r))
+		e.serveSSE(w, r)
 	case session == "" && version >= statelessProtocol:
 		e.stateless.ServeHTTP(w, r)
 	default:
@@ -287,6 +292,9 @@ func (e *endpoint) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			}
 			return res, err
 		}
+		if a := sessionAccess(ctx, req); a != nil && governed[method] {
+			return e.guarded(ctx, a, method, req, next)
+		}
 		res, err := next(ctx, method, req)
 		if err != nil {
 			return res, err
@@ -298,7 +306,7 @@ func (e *endpoint) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 		// a header and a session id, go on the fast path.
 		if ss, ok := req.GetSession().(*mcp.ServerSession); ok && method == "initialize" &&
 			ss.ID() != "" && req.GetExtra() != nil && req.GetExtra().Header != nil {
-			e.register(ss)
+			e.register(ss, req.GetExtra().TokenInfo)
 		}
 		return res, err
 	}

@@ -49,6 +49,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
 )
@@ -69,8 +71,9 @@ var fastIDs atomic.Uint64
 
 // fastSession is a client session of the endpoint's Streamable HTTP handler.
 type fastSession struct {
-	id string
-	ss *mcp.ServerSession
+	id   string
+	ss   *mcp.ServerSession
+	user string // the principal the session belongs to; "": anyone
 
 	mu    sync.Mutex
 	level mcp.LoggingLevel     // set by the client; "" sends no logs
@@ -110,9 +113,12 @@ func (f *fastState) session(id string) *fastSession {
 // result is sent, so the client's next POST finds the session. Sessions end
 // by DELETE or by the idle timer (the SDK's own timer is off), and forget
 // sees both: no goroutine waits per session.
-func (e *endpoint) register(ss *mcp.ServerSession) {
+func (e *endpoint) register(ss *mcp.ServerSession, ti *auth.TokenInfo) {
 	f := &e.fast
 	s := &fastSession{id: ss.ID(), ss: ss, calls: map[string]*fastCall{}}
+	if ti != nil {
+		s.user = ti.UserID
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.sessions[s.id] != nil {
@@ -217,6 +223,10 @@ func (e *endpoint) serveStreamable(w http.ResponseWriter, r *http.Request, sessi
 		e.streamable.ServeHTTP(w, r) // 404
 		return
 	}
+	if s.user != "" && (accessOf(r.Context()) == nil || accessOf(r.Context()).userID() != s.user) {
+		writeRPCError(w, http.StatusForbidden, jsonrpc.CodeInvalidRequest, "session belongs to another principal")
+		return
+	}
 	s.begin()
 	defer s.end(e.fast.timeout)
 	if !e.fastPOST(w, r, s, msg) {
@@ -232,7 +242,13 @@ func (e *endpoint) serveStreamable(w http.ResponseWriter, r *http.Request, sessi
 // finds the connection free, where a stream still ending would make it dial
 // another one, and keep both.
 func (e *endpoint) initialize(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithCancel(context.Background())
+	base := context.Background()
+	if a := accessOf(r.Context()); a != nil && a.userID() != "" {
+		// The session is bound to its principal (the SDK checks every
+		// later request against it), and keeps nothing else of the access.
+		base = withTokenInfo(base, &auth.TokenInfo{UserID: a.userID()})
+	}
+	ctx, cancel := context.WithCancel(base)
 	defer cancel()
 	defer context.AfterFunc(r.Context(), cancel)()
 	var buf bytes.Buffer
@@ -321,6 +337,12 @@ func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSessi
 	m := x.m
 	if m.cfg.Remote == nil || m.cfg.Remote.Transport == "sse" || m.up.http == nil {
 		return false
+	}
+	if a := accessOf(r.Context()); a != nil {
+		if len(a.chain) > 0 || !a.visible("tools/call", m.cfg.Name, x.name) {
+			return false // the SDK path runs the interceptors, or refuses
+		}
+		_ = a.decide("tools/call", m.cfg.Name, x.name) // allowed: for the audit log
 	}
 	m.up.mu.Lock()
 	cs := m.up.session

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-mcp/caddy-mcp/mcpauth"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -79,6 +80,27 @@ type Gateway struct {
 	// registry server of the same name.
 	Registry bool `json:"registry,omitempty"`
 
+	// Auth authenticates the gateway's clients: OAuth 2.1 bearer tokens
+	// (JWTs checked against the issuer's JWKS), API keys, or the identity
+	// Caddy's auth handlers in front set. With auth, a request without valid
+	// credentials is refused with 401, and each client session belongs to
+	// the principal that opened it.
+	Auth *mcpauth.Config `json:"auth,omitempty"`
+
+	// Authorization says which principals may use which servers, tools and
+	// methods. Without it, every authenticated principal may use
+	// everything.
+	Authorization *Policy `json:"authorization,omitempty"`
+
+	// Audit logs every authentication failure and authorization decision
+	// (the logger http.handlers.mcp_gateway.audit: denials at info,
+	// grants at debug).
+	Audit bool `json:"audit,omitempty"`
+
+	// InterceptorsRaw are the interceptors every tools/call passes through,
+	// in order (modules of the namespace mcp.interceptors).
+	InterceptorsRaw []json.RawMessage `json:"interceptors,omitempty" caddy:"namespace=mcp.interceptors inline_key=interceptor"`
+
 	logger    *zap.Logger
 	live      *LiveSet
 	opts      endpointOptions
@@ -86,6 +108,8 @@ type Gateway struct {
 	byName    map[string]*endpoint
 	aggregate *endpoint
 	origins   map[string]bool
+	chain     chain
+	audit     *zap.Logger // nil: no audit log
 }
 
 // CaddyModule returns the Caddy module information.
@@ -131,6 +155,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("allowed_origins: %q is not an origin (scheme://host[:port], nothing after) or *", o)
 		}
 		g.origins[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+	}
+	if err := g.provisionAccess(ctx); err != nil {
+		return err
 	}
 	fromCatalogs, err := g.loadCatalogs()
 	if err != nil {
@@ -201,17 +228,28 @@ func (g *Gateway) Cleanup() error {
 
 // ServeHTTP serves the endpoint the path names.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	e, err := g.route(r.URL.Path)
-	if err != nil {
-		writeRPCError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, err.Error())
+	if g.Auth != nil && g.serveMetadata(w, r) {
 		return nil
 	}
-	if e == nil {
+	e, err := g.route(r.URL.Path)
+	if e == nil && err == nil {
 		return next.ServeHTTP(w, r)
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !g.originAllowed(origin, r) {
 		g.logger.Warn("refused origin", zap.String("origin", origin), zap.String("host", r.Host))
 		writeRPCError(w, http.StatusForbidden, jsonrpc.CodeInvalidRequest, fmt.Sprintf("origin %q is not allowed", origin))
+		return nil
+	}
+	// Callers are known before anything about the servers is told, an
+	// unknown name included.
+	if g.guarded() {
+		var ok bool
+		if r, ok = g.admitCaller(w, r); !ok {
+			return nil
+		}
+	}
+	if err != nil {
+		writeRPCError(w, http.StatusNotFound, jsonrpc.CodeInvalidRequest, err.Error())
 		return nil
 	}
 	e.ServeHTTP(w, r)

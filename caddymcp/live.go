@@ -310,7 +310,13 @@ func (l *LiveSet) attach(e *endpoint, own []*member) {
 
 func (e *endpoint) addLiveTool(t LiveTool) {
 	e.addTool(t.Tool, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		return t.Handler(ctx, req, e.exposedName)
+		a := sessionAccess(ctx, req)
+		return t.Handler(ctx, req, func(server, tool string) string {
+			if a != nil && !a.visible("tools/call", server, tool) {
+				return "" // a tool the caller may not call is not found either
+			}
+			return e.exposedName(server, tool)
+		})
 	})
 }
 

@@ -2,6 +2,7 @@ package registryapp
 
 import (
 	"github.com/caddy-mcp/caddy-mcp/caddymcp"
+	"github.com/caddy-mcp/caddy-mcp/mcpauth"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -172,7 +173,15 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //
 //	mcp_registry_api [<matcher>] {
 //	    prefix <path>                     # default /api; /health is served too
+//	    auth { ... }                      # mcpauth's auth block: jwt, api_key, caddy_identity, ...
+//	    permission <read|register|toggle|delete|*...> {   # repeatable
+//	        principals <id...>            # * is any authenticated principal
+//	        groups <group...>
+//	        scopes <scope...>
+//	    }
 //	}
+//
+// Without auth and permission, the API is open to whoever reaches it.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -184,6 +193,39 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&h.Prefix) {
 				return d.ArgErr()
 			}
+		case "auth":
+			if h.Auth != nil {
+				return d.Err("auth: given twice")
+			}
+			h.Auth = new(mcpauth.Config)
+			if err := h.Auth.UnmarshalCaddyfile(d); err != nil {
+				return err
+			}
+		case "permission":
+			p := Permission{Allow: d.RemainingArgs()}
+			if len(p.Allow) == 0 {
+				return d.Errf("permission: want one or more of read, register, toggle, delete or *")
+			}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				var list *[]string
+				opt := d.Val()
+				switch opt {
+				case "principals":
+					list = &p.Principals
+				case "groups":
+					list = &p.Groups
+				case "scopes":
+					list = &p.Scopes
+				default:
+					return d.Errf("unrecognized permission option %q", opt)
+				}
+				args := d.RemainingArgs()
+				if len(args) == 0 {
+					return d.Errf("permission %s: want at least one argument", opt)
+				}
+				*list = append(*list, args...)
+			}
+			h.Permissions = append(h.Permissions, p)
 		default:
 			return d.Errf("unrecognized mcp_registry_api option %q", d.Val())
 		}
