@@ -276,6 +276,49 @@ func TestCaddyfileAdaptErrors(t *testing.T) {
 			restart always
 		}
 	}`, `server a: unrecognized option "restart"`, 5},
+		{"deny rule", `
+	mcp_gateway {
+		authorization {
+			deny {
+				principals bob
+			}
+		}
+	}`, `authorization: unrecognized option "deny" (expected allow)`, 4},
+		{"unknown rule option", `
+	mcp_gateway {
+		authorization {
+			allow {
+				users bob
+			}
+		}
+	}`, `authorization: allow: unrecognized option "users"`, 5},
+		{"rule option without values", `
+	mcp_gateway {
+		authorization {
+			allow {
+				tools
+			}
+		}
+	}`, `wrong argument count`, 5},
+		{"auth twice", `
+	mcp_gateway {
+		auth {
+			caddy_identity
+		}
+		auth {
+			caddy_identity
+		}
+	}`, `auth: given twice`, 6},
+		{"audit with an argument", `
+	mcp_gateway {
+		audit all
+	}`, `wrong argument count`, 3},
+		{"unknown interceptor", `
+	mcp_gateway {
+		interceptors {
+			antivirus
+		}
+	}`, `mcp.interceptors.antivirus`, 0},
 		{"argument after the directive", `
 	mcp_gateway everything {
 	}`, `wrong argument count or unexpected line ending after 'everything'`, 2},

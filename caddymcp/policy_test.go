@@ -1,9 +1,13 @@
 package caddymcp
 
 import (
+	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-mcp/caddy-mcp/mcpauth"
 )
@@ -67,6 +71,31 @@ func TestPolicyValidate(t *testing.T) {
 		err := (&Policy{Rules: []*Rule{c.rule}}).validate()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("rule %+v: %v, want %q", c.rule, err, c.want)
+		}
+	}
+}
+
+// TestProvisionAccessErrors: what the gateway refuses at load about who may
+// call, each error naming the option.
+func TestProvisionAccessErrors(t *testing.T) {
+	for _, c := range []struct {
+		config, want string
+	}{
+		{`{"authorization":{"rules":[{"principals":["a"]}]}}`, "authorization: needs auth"},
+		{`{"auth":{"caddy_identity":true},"authorization":{"rules":[{"servers":["x"]}]}}`, "rules[0]: names no principals, groups or scopes"},
+		{`{"auth":{"jwt":{"issuer":"https://id.example","jwks_url":"ftp://id.example/keys"}}}`, `jwks_url "ftp://id.example/keys"`},
+		{`{"interceptors":[{"interceptor":"no_such_thing"}]}`, "loading interceptors"},
+	} {
+		var g Gateway
+		if err := json.Unmarshal([]byte(c.config), &g); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		err := g.Provision(ctx)
+		_ = g.Cleanup()
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.config, err, c.want)
 		}
 	}
 }
