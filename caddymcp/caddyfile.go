@@ -36,6 +36,22 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    registry                             # serve the mcp_registry app's servers too
 //	    oci_ref          <reference>         # a catalog's servers (caddy mcp import); repeatable
 //
+//	    auth { ... }                         # who calls: JWT, API keys, Caddy's auth in front (see mcpauth.Config)
+//	    authorization {                      # who may use what; repeat allow
+//	        allow {
+//	            principals <id...>           # who: ids (* any), groups or scopes
+//	            groups     <group...>
+//	            scopes     <scope...>
+//	            servers    <pattern...>      # what: default all
+//	            tools      <pattern...>
+//	            methods    <method...>       # tools/call, tools/list, prompts/get, resources/read, ...
+//	        }
+//	    }
+//	    audit                                # log every auth failure and decision
+//	    interceptors {                       # every tools/call passes them, in order
+//	        <name> [<args...>] [{ ... }]     # call_log, secret_scan, size_limit, rate_limit, tool_filter, exec, http
+//	    }
+//
 //	    server <name> {
 //	        # exactly one of:
 //	        stdio     <command> [<args...>]
@@ -56,6 +72,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        timeout    <duration>            # remote connect timeout; default 10s
 //	        allow_tools <pattern...>         # only these tools (path.Match patterns)
 //	        deny_tools  <pattern...>         # never these tools
+//	        max_concurrent_calls <n>         # calls in flight to the server at once; default 0 (no cap)
+//	        queue_timeout    <duration>      # wait for a free slot under the cap; default 10s
+//	        call_timeout     <duration>      # bounds each call, its wait included; default none
+//	        max_message_size <size>          # stdio, container: longest stdout line; default 16MiB
 //	    }
 //	}
 func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -113,6 +133,10 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			g.Registry = true
+		case "auth", "authorization", "audit", "interceptors":
+			if err := g.unmarshalAccess(d); err != nil {
+				return err
+			}
 		case "server":
 			s, err := UnmarshalServer(d)
 			if err != nil {
@@ -226,6 +250,37 @@ func UnmarshalServer(d *caddyfile.Dispenser) (*ServerConfig, error) {
 				}
 				remote.Timeout = caddy.Duration(t)
 			}
+		case "max_concurrent_calls":
+			if err = need(1); err == nil {
+				s.MaxConcurrentCalls, err = strconv.Atoi(args[0])
+				if err != nil {
+					err = d.Errf("server %s: max_concurrent_calls %q: not a whole number", s.Name, args[0])
+				}
+			}
+		case "queue_timeout", "call_timeout":
+			if err = need(1); err == nil {
+				t, perr := caddy.ParseDuration(args[0])
+				if perr != nil {
+					err = d.Errf("server %s: %s %q: %v", s.Name, opt, args[0], perr)
+				}
+				if opt == "queue_timeout" {
+					s.QueueTimeout = caddy.Duration(t)
+				} else {
+					s.CallTimeout = caddy.Duration(t)
+				}
+			}
+		case "max_message_size":
+			if err = need(1); err == nil {
+				size, perr := humanize.ParseBytes(args[0])
+				switch {
+				case perr != nil:
+					err = d.Errf("server %s: max_message_size %q: %v", s.Name, args[0], perr)
+				case size > math.MaxInt64:
+					err = d.Errf("server %s: max_message_size %q: too large", s.Name, args[0])
+				default:
+					s.MaxMessageSize = int64(size)
+				}
+			}
 		case "allow_tools", "deny_tools":
 			if len(args) == 0 {
 				return nil, d.Errf("server %s: %s: at least one pattern is required", s.Name, opt)
@@ -276,6 +331,7 @@ var optionKinds = map[string]string{
 	"volume": "container", "network": "container", "cpus": "container", "memory": "container",
 	"pids_limit": "container", "read_only": "container", "runtime": "container",
 	"transport": "remote", "header": "remote", "timeout": "remote",
+	"max_message_size": "stdio, container",
 }
 
 // Interface guard

@@ -338,7 +338,7 @@ func (e *endpoint) passIdentity(res mcp.Result) {
 func (e *endpoint) turnLogsOn(ctx context.Context) {
 	for _, m := range e.memberList() {
 		m.up.wantLogs.Store(true)
-		if err := m.up.do(ctx, func(cs *mcp.ClientSession) error { return enableLogs(ctx, cs) }); err != nil {
+		if err := m.up.call(ctx, func(ctx context.Context, cs *mcp.ClientSession) error { return enableLogs(ctx, cs) }); err != nil {
 			e.logger.Debug("forwarding logging level", zap.String("server", m.cfg.Name), zap.Error(err))
 		}
 	}
@@ -391,7 +391,7 @@ func (e *endpoint) forward(ctx context.Context, target string, m *member, ss *mc
 		done := e.relayMeta(ctx, m, ss, meta, params)
 		defer done()
 		var res mcp.Result
-		err := m.up.doFor(ctx, &caller{ctx: ctx, ss: ss, pending: pending}, func(cs *mcp.ClientSession) (err error) {
+		err := m.up.callFor(ctx, &caller{ctx: ctx, ss: ss, pending: pending}, func(ctx context.Context, cs *mcp.ClientSession) (err error) {
 			res, err = call(ctx, cs)
 			return err
 		})
@@ -478,7 +478,7 @@ func (e *endpoint) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown reference type %q", ref.Type)}
 	}
 	var res *mcp.CompleteResult
-	err := m.up.do(ctx, func(cs *mcp.ClientSession) (err error) {
+	err := m.up.call(ctx, func(ctx context.Context, cs *mcp.ClientSession) (err error) {
 		res, err = cs.Complete(ctx, &params)
 		return err
 	})
@@ -493,7 +493,7 @@ func (e *endpoint) subscribe(ctx context.Context, req *mcp.SubscribeRequest) err
 		return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("unknown resource %q", req.Params.URI)}
 	}
 	m.up.subscribed.Store(req.Params.URI, struct{}{})
-	return toRPCError(m.up.do(ctx, func(cs *mcp.ClientSession) error {
+	return toRPCError(m.up.call(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
 		return cs.Subscribe(ctx, &mcp.SubscribeParams{URI: req.Params.URI})
 	}))
 }

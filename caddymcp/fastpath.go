@@ -352,8 +352,8 @@ func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSessi
 	}
 	// The upstream request outlives the handler by the little it takes to
 	// read the stream to its end (a connection closed early is not reused);
-	// a client that goes away cancels it at once.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	// a client that goes away cancels it at once; call_timeout bounds it.
+	ctx, cancel := m.up.callContext(context.WithoutCancel(r.Context()))
 	drained := false
 	defer func() {
 		if !drained {
@@ -413,6 +413,17 @@ func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSessi
 		delete(s.calls, key)
 		s.mu.Unlock()
 	}()
+	// A slot among the upstream's calls in flight (max_concurrent_calls):
+	// taken here, past the last return to the SDK path, which takes its own.
+	release, err := m.up.acquire(ctx)
+	if err != nil {
+		if r.Context().Err() == nil {
+			startSSE(w)
+			writeSSE(w, errorResponse(msg.ID, err.Error()))
+		}
+		return true
+	}
+	defer release()
 	defer m.up.calls.begin(&caller{ctx: ctx, ss: s.ss})()
 
 	var resp *http.Response
@@ -445,8 +456,11 @@ func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSessi
 			return true // the client is gone
 		}
 		var unavailable *errUnavailable
-		if !errors.As(err, &unavailable) {
-			err = &errUnavailable{server: m.cfg.Name, url: m.up.remoteURL(), err: err}
+		if timeout := timedOut(ctx); timeout != nil {
+			go m.sendCancelled(call.csID, call.protocol, ours, "call_timeout")
+			err = timeout
+		} else if !errors.As(err, &unavailable) {
+			err = m.up.unavailable(err)
 		}
 		startSSE(w)
 		writeSSE(w, errorResponse(msg.ID, err.Error()))
@@ -532,10 +546,12 @@ func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSessi
 	case r.Context().Err() != nil:
 		// The client went away: tell the upstream, as the SDK path does.
 		go m.sendCancelled(call.csID, call.protocol, ours, "the client went away")
+	case timedOut(ctx) != nil:
+		go m.sendCancelled(call.csID, call.protocol, ours, "call_timeout")
+		writeSSE(w, errorResponse(msg.ID, timedOut(ctx).Error()))
 	default:
 		go m.sendCancelled(call.csID, call.protocol, ours, "the gateway lost the call's stream")
-		writeSSE(w, errorResponse(msg.ID, (&errUnavailable{server: m.cfg.Name, url: m.up.remoteURL(),
-			err: errors.New("the upstream ended the call's stream without an answer")}).Error()))
+		writeSSE(w, errorResponse(msg.ID, m.up.unavailable(errors.New("the upstream ended the call's stream without an answer")).Error()))
 	}
 	body.Close()
 	return true
@@ -651,7 +667,7 @@ func (e *endpoint) fastAnswer(w http.ResponseWriter, r *http.Request, s *fastSes
 		}
 	}
 	if err != nil {
-		e.logger.Debug("relaying a client's answer upstream", zap.String("server", ask.m.cfg.Name), zap.Error(err))
+		e.logger.Debug("relaying a client's answer upstream", zap.String("server", ask.m.cfg.Name), zap.Error(ask.m.up.redactErr(err)))
 	}
 	w.WriteHeader(http.StatusAccepted) // as the SDK answers any response it is posted
 	return true

@@ -183,7 +183,7 @@ func (l *LiveSet) Probe(ctx context.Context, name string) (time.Duration, error)
 	}
 	u := v.(*liveServer).m.up
 	start := time.Now()
-	err := u.do(ctx, func(cs *mcp.ClientSession) error { return cs.Ping(ctx, nil) })
+	err := u.call(ctx, func(ctx context.Context, cs *mcp.ClientSession) error { return cs.Ping(ctx, nil) })
 	return time.Since(start), err
 }
 

@@ -1,6 +1,7 @@
 package caddymcp
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,16 +13,21 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
+// validate checks a remote config. Its errors show the URL redacted
+// (redactURL) and no header value: both may hold credentials.
 func (r *RemoteConfig) validate() error {
 	u, err := url.Parse(r.URL)
 	if err != nil {
-		return fmt.Errorf("remote: url %q: %v", r.URL, err)
+		if urlErr := (*url.Error)(nil); errors.As(err, &urlErr) {
+			err = urlErr.Err // its text quotes the whole URL
+		}
+		return fmt.Errorf("remote: url %q: %v", redactURL(r.URL), err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("remote: url %q: scheme must be http or https", r.URL)
+		return fmt.Errorf("remote: url %q: scheme must be http or https", redactURL(r.URL))
 	}
 	if u.Host == "" {
-		return fmt.Errorf("remote: url %q: host is missing", r.URL)
+		return fmt.Errorf("remote: url %q: host is missing", redactURL(r.URL))
 	}
 	if r.Timeout < 0 {
 		return fmt.Errorf("remote: timeout %s: must be positive", time.Duration(r.Timeout))

@@ -85,12 +85,22 @@ func parseMessage(body []byte) (*message, int, string) {
 	default:
 		return nil, jsonrpc.CodeInvalidRequest, "invalid request: a JSON-RPC message is a JSON object"
 	}
-	m := &message{body: body}
-	if err := json.Unmarshal(raw, m); err != nil {
-		if typeErr := (*json.UnmarshalTypeError)(nil); errors.As(err, &typeErr) && typeErr.Field == "method" {
-			return nil, jsonrpc.CodeInvalidRequest, `invalid request: "method" must be a string`
-		}
+	// The members by their exact names, as the SDK reads them: decoded into
+	// a struct, "Method", "ID" or "paramſ" would count as members too, and
+	// the gateway and the SDK would read two different messages.
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
 		return nil, jsonrpc.CodeInvalidRequest, "invalid request: " + err.Error()
+	}
+	m := &message{ID: members["id"], Params: members["params"], Result: members["result"], Error: members["error"], body: body}
+	if v, ok := members["jsonrpc"]; ok {
+		m.JSONRPC = new(string)
+		if json.Unmarshal(v, m.JSONRPC) != nil {
+			return nil, jsonrpc.CodeInvalidRequest, `invalid request: "jsonrpc" must be "2.0"`
+		}
+	}
+	if v, ok := members["method"]; ok && json.Unmarshal(v, &m.Method) != nil {
+		return nil, jsonrpc.CodeInvalidRequest, `invalid request: "method" must be a string`
 	}
 	switch {
 	case m.JSONRPC == nil || *m.JSONRPC != "2.0":

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"syscall"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -31,7 +32,41 @@ type ServerConfig struct {
 
 	// Tools filters the upstream's tools on every endpoint that serves them.
 	Tools *ToolFilter `json:"tools,omitempty"`
+
+	// MaxConcurrentCalls caps the calls in flight to the server at once:
+	// what clients ask of it (tools, prompts, resources, completion,
+	// subscriptions), not what the gateway asks itself (listing), counted
+	// across every endpoint and client session that uses the server (they
+	// share one process or connection). A call beyond the cap waits for a
+	// free slot, up to QueueTimeout. Default 0: no cap, as the gateway cannot
+	// know what a server can take, and a remote one may scale out.
+	MaxConcurrentCalls int `json:"max_concurrent_calls,omitempty"`
+
+	// QueueTimeout is how long a call waits for a free slot when
+	// MaxConcurrentCalls are in flight, before it fails; only with
+	// MaxConcurrentCalls. Default: 10s.
+	QueueTimeout caddy.Duration `json:"queue_timeout,omitempty"`
+
+	// CallTimeout bounds each call a client makes of the server (tools,
+	// prompts, resources, completion...), from the moment the gateway takes
+	// it, a wait for a free slot included, to the server's answer; the server
+	// is told the call is cancelled. Default 0: no bound but the client's
+	// own, since tools may rightly run long, or wait on a person (elicitation).
+	CallTimeout caddy.Duration `json:"call_timeout,omitempty"`
+
+	// MaxMessageSize is the longest line, in bytes, that a stdio or container
+	// server may write to its stdout: one JSON-RPC message. A longer one is
+	// not buffered: the server is taken for broken and restarted. Default:
+	// 16 MiB; at least 4 KiB.
+	MaxMessageSize int64 `json:"max_message_size,omitempty"`
 }
+
+// Defaults and bounds of the per-server limits.
+const (
+	defaultQueueTimeout   = 10 * time.Second
+	defaultMaxMessageSize = 16 << 20
+	minMaxMessageSize     = 4 << 10 // below, a size is a unit mistake: tool lists alone are larger
+)
 
 // StdioConfig is a local process speaking MCP over stdio.
 type StdioConfig struct {
@@ -132,19 +167,51 @@ func (s *ServerConfig) Validate() error {
 	if err := s.Tools.validate(); err != nil {
 		return fmt.Errorf("server %q: %w", s.Name, err)
 	}
+	if err := s.validateLimits(); err != nil {
+		return fmt.Errorf("server %q: %w", s.Name, err)
+	}
+	return nil
+}
+
+// validateLimits checks max_concurrent_calls, queue_timeout, call_timeout
+// and max_message_size.
+func (s *ServerConfig) validateLimits() error {
+	if s.MaxConcurrentCalls < 0 {
+		return fmt.Errorf("max_concurrent_calls %d: must be positive (0: no limit)", s.MaxConcurrentCalls)
+	}
+	if s.QueueTimeout < 0 {
+		return fmt.Errorf("queue_timeout %s: must be positive", time.Duration(s.QueueTimeout))
+	}
+	if s.QueueTimeout > 0 && s.MaxConcurrentCalls == 0 {
+		return fmt.Errorf("queue_timeout %s: applies only with max_concurrent_calls, which is not set", time.Duration(s.QueueTimeout))
+	}
+	if s.CallTimeout < 0 {
+		return fmt.Errorf("call_timeout %s: must be positive (0: none)", time.Duration(s.CallTimeout))
+	}
+	if s.MaxMessageSize != 0 {
+		if s.Remote != nil {
+			return fmt.Errorf("max_message_size %d: applies to stdio and container servers only", s.MaxMessageSize)
+		}
+		if s.MaxMessageSize < minMaxMessageSize {
+			return fmt.Errorf("max_message_size %d: must be at least %d bytes (4KiB)", s.MaxMessageSize, minMaxMessageSize)
+		}
+	}
 	return nil
 }
 
 // key identifies the server's upstream in the process-wide pool: two configs
 // with the same key share one process or connection, across reloads too.
+// MaxMessageSize is part of it, as a process reads it once, when it starts;
+// the other limits are not: a reload changes them without a restart.
 func (s *ServerConfig) key() string {
 	upstreamPart := struct {
-		Name      string
-		Stdio     *StdioConfig
-		Container *ContainerConfig
-		Remote    *RemoteConfig
-		Guarded   bool
-	}{s.Name, s.Stdio, s.Container, s.Remote, s.Remote != nil && s.Remote.DialControl != nil}
+		Name           string
+		Stdio          *StdioConfig
+		Container      *ContainerConfig
+		Remote         *RemoteConfig
+		Guarded        bool
+		MaxMessageSize int64
+	}{s.Name, s.Stdio, s.Container, s.Remote, s.Remote != nil && s.Remote.DialControl != nil, s.MaxMessageSize}
 	b, _ := json.Marshal(upstreamPart) // plain structs: cannot fail
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])

@@ -2,10 +2,12 @@ package caddymcp
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"strings"
@@ -42,16 +44,21 @@ func (c *StdioConfig) validate() error {
 // over its stdin/stdout. Its stderr goes to the log, a line per entry, tagged
 // with the server. Closing the connection stops the whole process group.
 type processTransport struct {
-	command string
-	args    []string
-	env     map[string]string
-	dir     string
-	logger  *zap.Logger
+	command    string
+	args       []string
+	env        map[string]string
+	dir        string
+	logger     *zap.Logger
+	maxMessage int64 // the longest stdout line: max_message_size
 }
 
-func (s *StdioConfig) transport(logger *zap.Logger) *processTransport {
-	return &processTransport{command: s.Command, args: s.Args, env: s.Env, dir: s.Dir, logger: logger}
+func (s *StdioConfig) transport(logger *zap.Logger, maxMessage int64) *processTransport {
+	return &processTransport{command: s.Command, args: s.Args, env: s.Env, dir: s.Dir, logger: logger, maxMessage: maxMessage}
 }
+
+// maxStderrLine is how much of a stderr line is logged (and kept as the
+// last one); the rest is counted, not kept.
+const maxStderrLine = 4 << 10
 
 // Connect starts the process.
 func (t *processTransport) Connect(ctx context.Context) (mcp.Connection, error) {
@@ -101,8 +108,9 @@ func (t *processTransport) Connect(ctx context.Context) (mcp.Connection, error) 
 		stderr.Close()
 		return nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
-	p := &process{cmd: cmd, stdin: stdin, stdout: stdout, exited: make(chan struct{}), stderrDone: make(chan struct{})}
 	logger := t.logger.With(zap.Int("pid", cmd.Process.Pid))
+	p := &process{cmd: cmd, stdin: stdin, stdout: stdout, exited: make(chan struct{}), stderrDone: make(chan struct{}),
+		maxLine: t.maxMessage, logger: logger}
 	// Log the args as configured: expanded placeholders may hold secrets.
 	logger.Info("upstream process started", zap.String("command", cmd.Path), zap.Strings("args", t.args))
 	go func() {
@@ -115,17 +123,40 @@ func (t *processTransport) Connect(ctx context.Context) (mcp.Connection, error) 
 		close(p.exited)
 		logger.Info("upstream process exited", zap.Error(p.err))
 	}()
-	return (&mcp.IOTransport{Reader: p, Writer: p}).Connect(ctx)
+	// p.Read holds each line to max_message_size. The SDK's own cap, on
+	// what it buffers per message, is a backstop for a message spread over
+	// many lines, with a margin so that p.Read's error, which says why,
+	// comes first.
+	backstop := t.maxMessage + min(t.maxMessage, math.MaxInt-t.maxMessage)
+	return (&mcp.IOTransport{Reader: p, Writer: p, MaxLineLength: int(backstop)}).Connect(ctx)
 }
 
 // logLines logs each line a process writes to stderr, and keeps the last.
+// A line longer than maxStderrLine is cut, and says by how much: the rest
+// is read and dropped, so that the process never blocks on a full pipe.
 func logLines(r io.Reader, logger *zap.Logger, last *atomic.Pointer[string]) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 64*1024)
-	for sc.Scan() {
-		line := sc.Text()
-		last.Store(&line)
-		logger.Info("upstream stderr", zap.String("line", line))
+	br := bufio.NewReaderSize(r, maxStderrLine)
+	for {
+		chunk, err := br.ReadSlice('\n')
+		line := string(chunk)
+		dropped := 0
+		for err == bufio.ErrBufferFull {
+			chunk, err = br.ReadSlice('\n')
+			dropped += len(chunk)
+		}
+		if dropped > 0 {
+			dropped -= len(chunk) - len(bytes.TrimRight(chunk, "\r\n"))
+			line += fmt.Sprintf("… [%d more bytes cut]", dropped)
+		} else {
+			line = strings.TrimRight(line, "\r\n")
+		}
+		if line != "" || err == nil {
+			last.Store(&line)
+			logger.Info("upstream stderr", zap.String("line", line))
+		}
+		if err != nil {
+			return
+		}
 	}
 }
 
@@ -139,18 +170,50 @@ type process struct {
 	err        error
 	lastStderr atomic.Pointer[string]
 	closeOnce  sync.Once
+	logger     *zap.Logger
+
+	// Only the SDK's one reading goroutine uses these.
+	maxLine int64 // max_message_size
+	line    int64 // bytes of stdout since the last newline
+	broken  error // a line went over maxLine
 }
 
 // Read reads stdout. At its end, the process has exited or is about to:
-// the error then says how, so that "EOF" is not all a client learns.
+// the error then says how, so that "EOF" is not all a client learns. A
+// line longer than max_message_size ends the reading there: the SDK then
+// closes the connection, which stops the process, and a new one starts.
 func (p *process) Read(b []byte) (int, error) {
+	if p.broken != nil {
+		return 0, p.broken
+	}
 	n, err := p.stdout.Read(b)
+	if p.overLong(b[:n]) {
+		p.broken = fmt.Errorf("server process wrote a line longer than %d bytes to stdout (max_message_size)", p.maxLine)
+		p.logger.Error("upstream process broke the message size limit; stopping it", zap.Error(p.broken))
+		return n, p.broken
+	}
 	if err == io.EOF {
 		if exitErr := p.exitError(); exitErr != nil {
 			return n, exitErr
 		}
 	}
 	return n, err
+}
+
+// overLong counts the lines in what was just read, and reports whether one
+// is longer than maxLine.
+func (p *process) overLong(data []byte) bool {
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			p.line += int64(len(data))
+			return p.line > p.maxLine
+		}
+		if p.line+int64(i) > p.maxLine {
+			return true
+		}
+		p.line, data = 0, data[i+1:]
+	}
 }
 
 // exitError describes how the process ended, with its last stderr line; nil

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +42,8 @@ type upstream struct {
 	transport func() (mcp.Transport, error)
 	client    *mcp.Client
 	http      *http.Client // a remote upstream's, for the fast path (fastpath.go)
+	redact    *redactor    // the config's secrets, hidden from logs and errors
+	limits    atomic.Pointer[upstreamLimits]
 
 	mu         sync.Mutex
 	session    *mcp.ClientSession
@@ -86,6 +87,7 @@ func loadUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
 	u := v.(*upstream)
 	if loaded {
 		u.logs.set(logger)
+		u.setLimits(cfg)
 	}
 	return u, nil
 }
@@ -94,11 +96,14 @@ func releaseUpstream(cfg *ServerConfig) { _, _ = upstreams.Delete(cfg.key()) }
 
 func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
 	logs, logger := newLogRelay(logger)
-	logger = logger.With(zap.String("server", cfg.Name))
-	u := &upstream{cfg: cfg, logs: logs, logger: logger, watchers: map[*endpoint]struct{}{}, observers: map[upstreamObserver]struct{}{}}
+	redact := newRedactor(cfg)
+	logger = redactLogs(logger, redact).With(zap.String("server", cfg.Name))
+	u := &upstream{cfg: cfg, logs: logs, logger: logger, redact: redact, watchers: map[*endpoint]struct{}{}, observers: map[upstreamObserver]struct{}{}}
+	u.setLimits(cfg)
+	maxMessage := cmp.Or(cfg.MaxMessageSize, defaultMaxMessageSize)
 	switch {
 	case cfg.Stdio != nil:
-		t := cfg.Stdio.transport(logger)
+		t := cfg.Stdio.transport(logger, maxMessage)
 		u.transport = func() (mcp.Transport, error) { return t, nil }
 	case cfg.Container != nil:
 		argv, err := cfg.Container.argv()
@@ -110,7 +115,7 @@ func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
 			runtime = "docker"
 		}
 		// Env values reach docker through its own environment, never its argv.
-		t := (&StdioConfig{Command: runtime, Args: argv, Env: cfg.Container.Env}).transport(logger)
+		t := (&StdioConfig{Command: runtime, Args: argv, Env: cfg.Container.Env}).transport(logger, maxMessage)
 		u.transport = func() (mcp.Transport, error) { return t, nil }
 	case cfg.Remote != nil:
 		client := cfg.Remote.httpClient()
@@ -150,12 +155,14 @@ func (u *upstream) Destruct() error {
 	return nil
 }
 
-// errUnavailable wraps why a server cannot be reached, naming it.
+// errUnavailable wraps why a server cannot be reached, naming it. Clients
+// see it: its text hides the server's secrets.
 type errUnavailable struct {
 	server string
 	url    string // a remote server's, to redact
 	err    error
 	retry  time.Duration
+	redact *redactor // nil: only the URL's secrets are known
 }
 
 func (e *errUnavailable) Error() string {
@@ -163,14 +170,59 @@ func (e *errUnavailable) Error() string {
 	if e.retry > 0 {
 		msg = fmt.Sprintf("server %q is unavailable (next attempt in %s): %v", e.server, e.retry.Round(time.Millisecond), e.err)
 	}
+	r := e.redact
 	if e.url != "" {
-		// The client sees this: keep credentials in the URL out of it.
 		msg = strings.ReplaceAll(msg, e.url, redactURL(e.url))
+		if r == nil {
+			r = newRedactor(&ServerConfig{Remote: &RemoteConfig{URL: e.url}})
+		}
+	}
+	if r != nil {
+		msg = r.scrub(msg)
 	}
 	return msg
 }
 
 func (e *errUnavailable) Unwrap() error { return e.err }
+
+// unavailable is the error for a server that cannot be reached, or that
+// failed a call, its secrets hidden. The fast path makes its errors with it.
+func (u *upstream) unavailable(err error) *errUnavailable {
+	return &errUnavailable{server: u.cfg.Name, url: u.remoteURL(), err: err, redact: u.redact}
+}
+
+// redactedError is an error whose text had a server's secrets in it.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redactErr hides the server's secrets in an error on its way to a client
+// or a log. A JSON-RPC error of the server's stays one, its message
+// scrubbed: it is what the client gets.
+func (u *upstream) redactErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if unavailable := (*errUnavailable)(nil); errors.As(err, &unavailable) {
+		return err // scrubs itself
+	}
+	if rpcErr, ok := upstreamReply(err); ok {
+		if msg := u.redact.scrub(rpcErr.Message); msg != rpcErr.Message {
+			scrubbed := *rpcErr
+			scrubbed.Message = msg
+			return &scrubbed
+		}
+		return err
+	}
+	if msg := u.redact.scrub(err.Error()); msg != err.Error() {
+		return &redactedError{msg: msg, err: err}
+	}
+	return err
+}
 
 // remoteURL is the URL of a remote server, or "".
 func (u *upstream) remoteURL() string {
@@ -178,21 +230,6 @@ func (u *upstream) remoteURL() string {
 		return ""
 	}
 	return u.cfg.Remote.URL
-}
-
-// redactURL hides a URL's user info and query, where credentials go.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	if u.User != nil {
-		u.User = url.User("redacted")
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "redacted"
-	}
-	return u.String()
 }
 
 // connected returns the live session, connecting if there is none. Callers
@@ -204,7 +241,7 @@ func (u *upstream) connected(ctx context.Context) (*mcp.ClientSession, error) {
 		switch {
 		case u.closed:
 			u.mu.Unlock()
-			return nil, &errUnavailable{server: u.cfg.Name, url: u.remoteURL(), err: errors.New("the upstream was stopped")}
+			return nil, u.unavailable(errors.New("the upstream was stopped"))
 		case u.session != nil:
 			cs := u.session
 			u.mu.Unlock()
@@ -219,7 +256,8 @@ func (u *upstream) connected(ctx context.Context) (*mcp.ClientSession, error) {
 				return nil, ctx.Err()
 			}
 		case u.lastErr != nil && time.Now().Before(u.retryAt):
-			err := &errUnavailable{server: u.cfg.Name, url: u.remoteURL(), err: u.lastErr, retry: time.Until(u.retryAt)}
+			err := u.unavailable(u.lastErr)
+			err.retry = time.Until(u.retryAt)
 			u.mu.Unlock()
 			return nil, err
 		}
@@ -235,7 +273,7 @@ func (u *upstream) connected(ctx context.Context) (*mcp.ClientSession, error) {
 		close(done)
 		if err != nil {
 			u.failed(err)
-			err := &errUnavailable{server: u.cfg.Name, url: u.remoteURL(), err: err}
+			err := u.unavailable(err)
 			obs := u.observerList()
 			u.mu.Unlock()
 			for _, o := range obs {
@@ -377,36 +415,145 @@ func (u *upstream) drop(cs *mcp.ClientSession) {
 	}
 }
 
-// do runs fn on a live session, retrying once on a fresh session when the
-// server had lost ours (a remote restart).
-func (u *upstream) do(ctx context.Context, fn func(*mcp.ClientSession) error) error {
-	return u.doFor(ctx, nil, fn)
+// call runs fn on a live session, with the context fn must use for its
+// request: within the server's limits (max_concurrent_calls, call_timeout),
+// retrying once on a fresh session when the server had lost ours (a remote
+// restart). Its errors hide the server's secrets.
+func (u *upstream) call(ctx context.Context, fn func(context.Context, *mcp.ClientSession) error) error {
+	return u.callFor(ctx, nil, fn)
 }
 
-// doFor is do on behalf of a caller: a tool call, prompt or resource read of
-// a client session, recorded while fn runs so that the requests the server
-// sends back meanwhile (sampling, elicitation, roots) can reach the caller.
-func (u *upstream) doFor(ctx context.Context, c *caller, fn func(*mcp.ClientSession) error) error {
+// callFor is call on behalf of a caller: a tool call, prompt or resource
+// read of a client session, recorded while fn runs so that the requests the
+// server sends back meanwhile (sampling, elicitation, roots) can reach the
+// caller.
+func (u *upstream) callFor(ctx context.Context, c *caller, fn func(context.Context, *mcp.ClientSession) error) error {
+	ctx, cancel := u.callContext(ctx)
+	defer cancel()
+	release, err := u.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	done := u.calls.begin(c)
 	defer done()
 	for attempt := 0; ; attempt++ {
 		cs, err := u.connected(ctx)
 		if err != nil {
-			return err
+			return cmp.Or(timedOut(ctx), u.redactErr(err))
 		}
-		err = fn(cs)
-		if err == nil || ctx.Err() != nil {
-			return err
+		err = fn(ctx, cs)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return cmp.Or(timedOut(ctx), u.redactErr(err))
 		}
 		if _, ok := upstreamReply(err); ok {
-			return err
+			return u.redactErr(err)
 		}
 		if attempt > 0 || !sessionLost(err) {
-			return &errUnavailable{server: u.cfg.Name, url: u.remoteURL(), err: err}
+			return u.unavailable(err)
 		}
 		u.logger.Info("upstream session lost; reconnecting", zap.Error(err))
 		u.drop(cs)
 	}
+}
+
+// upstreamLimits are the per-server limits of the newest config that uses
+// the upstream: a reload changes them without restarting anything.
+type upstreamLimits struct {
+	slots        chan struct{} // a token per call in flight; nil: no cap
+	queueTimeout time.Duration
+	callTimeout  time.Duration
+}
+
+// setLimits takes the limits of cfg. A changed max_concurrent_calls takes a
+// fresh set of slots: the calls in flight release theirs into the old set,
+// so that until they are over, up to old and new cap together can be in
+// flight.
+func (u *upstream) setLimits(cfg *ServerConfig) {
+	l := &upstreamLimits{
+		queueTimeout: cmp.Or(time.Duration(cfg.QueueTimeout), defaultQueueTimeout),
+		callTimeout:  time.Duration(cfg.CallTimeout),
+	}
+	if n := cfg.MaxConcurrentCalls; n > 0 {
+		if old := u.limits.Load(); old != nil && cap(old.slots) == n {
+			l.slots = old.slots
+		} else {
+			l.slots = make(chan struct{}, n)
+		}
+	}
+	u.limits.Store(l)
+}
+
+// acquire takes a slot among the server's calls in flight
+// (max_concurrent_calls), waiting for one up to queue_timeout, or until ctx
+// ends; release gives it back once the call is over. callFor acquires for
+// the SDK path; the fast path (fastpath.go) acquires for each call it relays.
+func (u *upstream) acquire(ctx context.Context) (release func(), err error) {
+	l := u.limits.Load()
+	if l.slots == nil {
+		return func() {}, nil
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { <-l.slots }) }
+	select {
+	case l.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	t := time.NewTimer(l.queueTimeout)
+	defer t.Stop()
+	select {
+	case l.slots <- struct{}{}:
+		return release, nil
+	case <-t.C:
+		return nil, &errBusy{server: u.cfg.Name, limit: cap(l.slots), waited: l.queueTimeout}
+	case <-ctx.Done():
+		return nil, cmp.Or(timedOut(ctx), ctx.Err())
+	}
+}
+
+// callContext bounds a call by call_timeout: when it expires, the context
+// ends and timedOut returns the error that says so. The fast path derives
+// the context of each call it relays from it.
+func (u *upstream) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d := u.limits.Load().callTimeout; d > 0 {
+		return context.WithTimeoutCause(ctx, d, &errCallTimeout{server: u.cfg.Name, timeout: d})
+	}
+	return context.WithCancel(ctx)
+}
+
+// timedOut returns the call_timeout error if that is what ended ctx (a
+// context of callContext, or derived from one), or nil.
+func timedOut(ctx context.Context) error {
+	if t := (*errCallTimeout)(nil); errors.As(context.Cause(ctx), &t) {
+		return t
+	}
+	return nil
+}
+
+// errBusy: all of a server's slots stayed taken for the whole queue_timeout.
+type errBusy struct {
+	server string
+	limit  int
+	waited time.Duration
+}
+
+func (e *errBusy) Error() string {
+	return fmt.Sprintf("server %q: %d calls in flight, the limit (max_concurrent_calls), for %s (queue_timeout); retry later",
+		e.server, e.limit, e.waited)
+}
+
+// errCallTimeout: a call outlasted call_timeout.
+type errCallTimeout struct {
+	server  string
+	timeout time.Duration
+}
+
+func (e *errCallTimeout) Error() string {
+	return fmt.Sprintf("server %q: no answer within %s (call_timeout)", e.server, e.timeout)
 }
 
 // sessionLost reports whether err means our session is gone (the upstream

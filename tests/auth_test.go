@@ -203,7 +203,7 @@ func TestAuthAttacks(t *testing.T) {
 		header    http.Header
 		status    int
 		challenge []string // in WWW-Authenticate
-		says      string // in the body
+		says      string   // in the body
 	}
 	bigArgs := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"demo__echo","arguments":{"text":"` + strings.Repeat("a", 70<<10) + `"}}}`
 	attacks := []attack{
