@@ -108,6 +108,7 @@ func (r *registry) Destruct() error {
 	}
 	r.probes.stopAll()
 	r.live.Close()
+	r.store.settle()
 	return nil
 }
 
@@ -188,7 +189,12 @@ func (r *registry) write(ctx context.Context, name string, fn func(cur *Server) 
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	journaling := false
+	defer func() {
+		if !journaling {
+			unlock()
+		}
+	}()
 	j, err := r.store.readJournal(ctx)
 	if err != nil {
 		return nil, err
@@ -233,9 +239,16 @@ func (r *registry) write(ctx context.Context, name string, fn func(cur *Server) 
 		// first client need not wait and its health and tools show at once.
 		r.probes.now(name)
 	}
-	if err := r.store.appendJournal(ctx, j, name); err != nil {
-		r.log().Error("journaling a registry write", zap.String("server", name), zap.Error(err))
-	}
+	// The writer has its answer now: the change is stored and served. The
+	// journal entry, for other instances, follows under the same locks;
+	// the next write waits for them.
+	journaling = true
+	go func() {
+		defer unlock()
+		if err := r.store.appendJournal(context.WithoutCancel(ctx), j, name); err != nil {
+			r.log().Error("journaling a registry write", zap.String("server", name), zap.Error(err))
+		}
+	}()
 	return next, nil
 }
 

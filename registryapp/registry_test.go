@@ -82,6 +82,7 @@ func TestWriteOfNoChangeWritesNothing(t *testing.T) {
 	if _, err := r.write(ctx, "x", func(*Server) (*Server, error) { return rec, nil }); err != nil {
 		t.Fatal(err)
 	}
+	st.settle() // the journal entry follows the answer
 	j1, err := st.readJournal(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -89,6 +90,10 @@ func TestWriteOfNoChangeWritesNothing(t *testing.T) {
 	got, err := r.write(ctx, "x", func(cur *Server) (*Server, error) { return cur, nil })
 	if err != nil || got.Revision != 1 {
 		t.Fatalf("an unchanged write: %+v %v", got, err)
+	}
+	st.settle()
+	if j1.Seq != 1 {
+		t.Fatalf("the first write left the journal at %d, want 1", j1.Seq)
 	}
 	if j2, err := st.readJournal(ctx); err != nil || j2.Seq != j1.Seq {
 		t.Errorf("an unchanged write moved the journal from %d to %d (%v)", j1.Seq, j2.Seq, err)

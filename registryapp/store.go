@@ -137,6 +137,12 @@ func (st *store) lock(ctx context.Context) (unlock func(), err error) {
 	}, nil
 }
 
+// settle waits for the journal entry of the last write to be written.
+func (st *store) settle() {
+	st.mu.Lock()
+	defer st.mu.Unlock() //nolint:staticcheck // an empty critical section: waiting is the point
+}
+
 // put writes a record whole (its status is not stored).
 func (st *store) put(ctx context.Context, s *Server) error {
 	stored := s.clone()
