@@ -14,6 +14,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +99,15 @@ func authSite(t *testing.T, iss *issuer, apiKey string) (*site, *fpProxy) {
 	t.Helper()
 	upstream := fpStartProxy(t, peers.StartGoConformanceHTTP(t))
 	s := newSite(t)
-	g := gateway(stdioServer("demo", caddyBinary(t), "mcp", "demo-server"), remoteServer("remote", upstream.srv.URL+"/mcp"))
+	// The remote server's own credential, from a secret file: what the
+	// upstream must see instead of any client's token.
+	secretFile := filepath.Join(t.TempDir(), "upstream-token")
+	if err := os.WriteFile(secretFile, []byte(upstreamToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	remote := remoteServer("remote", upstream.srv.URL+"/mcp")
+	remote["remote"].(map[string]any)["headers"] = map[string]string{"Authorization": "Bearer {file." + secretFile + "}"}
+	g := gateway(stdioServer("demo", caddyBinary(t), "mcp", "demo-server"), remote)
 	g["auth"] = map[string]any{
 		"jwt":              map[string]any{"issuer": iss.name, "jwks_url": iss.jwks.URL},
 		"api_keys":         []map[string]any{{"principal": "ci-bot", "hash": mcpauth.HashKey(apiKey), "groups": []string{"bots"}}},
@@ -134,6 +144,9 @@ func (b *bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 func withToken(token string) *http.Client {
 	return &http.Client{Transport: &bearer{token, http.DefaultTransport}}
 }
+
+// upstreamToken is the remote server's own credential.
+const upstreamToken = "upstream-secret-7f3a"
 
 const initializeBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"attack","version":"0"}}}`
 
@@ -314,9 +327,13 @@ func TestAuthAttacks(t *testing.T) {
 	})
 
 	t.Run("the client's token never reaches an upstream", func(t *testing.T) {
-		for _, seen := range upstream.seen() {
-			if seen.auth != "" {
-				t.Fatalf("the upstream got Authorization %q", seen.auth)
+		seen := upstream.seen()
+		if len(seen) == 0 {
+			t.Fatal("the upstream saw no request")
+		}
+		for _, x := range seen {
+			if x.auth != "Bearer "+upstreamToken {
+				t.Fatalf("the upstream got Authorization %q, want its own credential from the secret file", x.auth)
 			}
 		}
 	})
