@@ -74,7 +74,7 @@ type issuer struct {
 	status int
 }
 
-func newIssuer(t *testing.T, keys ...jose.JSONWebKey) *issuer {
+func newIssuer(t testing.TB, keys ...jose.JSONWebKey) *issuer {
 	t.Helper()
 	is := &issuer{status: http.StatusOK}
 	is.serve(t, keys...)
@@ -92,7 +92,7 @@ func newIssuer(t *testing.T, keys ...jose.JSONWebKey) *issuer {
 }
 
 // serve makes the endpoint serve a JWKS of keys.
-func (is *issuer) serve(t *testing.T, keys ...jose.JSONWebKey) {
+func (is *issuer) serve(t testing.TB, keys ...jose.JSONWebKey) {
 	t.Helper()
 	b, err := json.Marshal(jose.JSONWebKeySet{Keys: keys})
 	if err != nil {
@@ -110,13 +110,13 @@ func (is *issuer) serveRaw(status int, body []byte) {
 func (is *issuer) url() string { return is.srv.URL + "/.well-known/jwks.json" }
 
 // standardIssuer serves the public RSA, EC and Ed25519 keys.
-func standardIssuer(t *testing.T) *issuer {
+func standardIssuer(t testing.TB) *issuer {
 	k := testKeys()
 	return newIssuer(t, k["rsa"].jwk(), k["ec"].jwk(), k["ed"].jwk())
 }
 
 // provision provisions c as Caddy would, failing the test on an error.
-func provision(t *testing.T, c *Config) *Config {
+func provision(t testing.TB, c *Config) *Config {
 	t.Helper()
 	if err := provisionErr(t, c); err != nil {
 		t.Fatalf("provision: %v", err)
@@ -124,7 +124,7 @@ func provision(t *testing.T, c *Config) *Config {
 	return c
 }
 
-func provisionErr(t *testing.T, c *Config) error {
+func provisionErr(t testing.TB, c *Config) error {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
@@ -147,12 +147,12 @@ func claims() map[string]any {
 }
 
 // sign makes a compact JWS of the claims with k.
-func sign(t *testing.T, k signingKey, c map[string]any) string {
+func sign(t testing.TB, k signingKey, c map[string]any) string {
 	t.Helper()
 	return signWith(t, k.alg, jose.JSONWebKey{Key: k.key, KeyID: k.kid}, c)
 }
 
-func signWith(t *testing.T, alg jose.SignatureAlgorithm, key any, c map[string]any) string {
+func signWith(t testing.TB, alg jose.SignatureAlgorithm, key any, c map[string]any) string {
 	t.Helper()
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {

@@ -66,8 +66,19 @@ func TestKeyRotation(t *testing.T) {
 	if n := is.fetches.Load(); n != 2 {
 		t.Errorf("%d fetches, want 2", n)
 	}
+	// A token of the retired key not seen before is refused at once; one
+	// already verified is honoured from the cache, for tokenCacheFor at most.
+	fresh := claims()
+	fresh["jti"] = "after-rotation"
+	if _, f := authenticate(t, c, request(withBearer(sign(t, old, fresh))...)); f == nil || f.Description != `no key "rsa1" in the JWKS` {
+		t.Errorf("a new token of the retired key: %v, want it unknown", f)
+	}
+	if _, f := authenticate(t, c, tokenOf(t, old)); f != nil {
+		t.Errorf("a token of the retired key verified 31s ago: %v, want it still honoured", f)
+	}
+	clk.advance(tokenCacheFor)
 	if _, f := authenticate(t, c, tokenOf(t, old)); f == nil || f.Description != `no key "rsa1" in the JWKS` {
-		t.Errorf("the retired key: %v, want it unknown", f)
+		t.Errorf("the retired key after the cache's time: %v, want it unknown", f)
 	}
 }
 

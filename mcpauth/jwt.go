@@ -29,6 +29,7 @@ type verifier struct {
 	groups    string
 	scopes    string // empty: scope, else scp
 	keys      *keySet
+	verified  tokenCache
 }
 
 // looksLikeJWS reports whether a bearer token has the shape of a compact
@@ -41,6 +42,20 @@ func looksLikeJWS(token string) bool {
 // verify checks a JWT for resource and returns its principal. The
 // signature is checked before any claim is believed.
 func (v *verifier) verify(ctx context.Context, token, resource string) (*Principal, error) {
+	key, now := tokenKey(token, resource), v.keys.now()
+	if p := v.verified.get(key, now); p != nil {
+		return p, nil
+	}
+	p, err := v.check(ctx, token, resource)
+	if err != nil {
+		return nil, err
+	}
+	v.verified.put(key, p, p.Expiry.Add(v.skew), now)
+	return p, nil
+}
+
+// check verifies a JWT afresh.
+func (v *verifier) check(ctx context.Context, token, resource string) (*Principal, error) {
 	header, err := decodeHeader(token)
 	if err != nil {
 		return nil, err
