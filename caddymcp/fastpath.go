@@ -270,7 +270,7 @@ func (e *endpoint) fastPOST(w http.ResponseWriter, r *http.Request, s *fastSessi
 		return e.fastCall(w, r, s, msg)
 	case msg.Method == "notifications/cancelled":
 		return e.fastCancel(w, s, msg)
-	case msg.Method == "" && (msg.Result != nil || msg.Error != nil):
+	case !msg.hasMethod && (msg.Result != nil || msg.Error != nil):
 		return e.fastAnswer(w, r, s, msg)
 	}
 	return false

@@ -58,7 +58,8 @@ type message struct {
 	Result  json.RawMessage `json:"result"`
 	Error   json.RawMessage `json:"error"`
 
-	body []byte // the message as it came
+	body      []byte // the message as it came
+	hasMethod bool   // a "method" member, even "": a request, as the SDK reads it
 }
 
 // parseMessage reads a body that should be one JSON-RPC 2.0 message. For one
@@ -99,15 +100,18 @@ func parseMessage(body []byte) (*message, int, string) {
 			return nil, jsonrpc.CodeInvalidRequest, `invalid request: "jsonrpc" must be "2.0"`
 		}
 	}
-	if v, ok := members["method"]; ok && json.Unmarshal(v, &m.Method) != nil {
-		return nil, jsonrpc.CodeInvalidRequest, `invalid request: "method" must be a string`
+	if v, ok := members["method"]; ok {
+		if json.Unmarshal(v, &m.Method) != nil {
+			return nil, jsonrpc.CodeInvalidRequest, `invalid request: "method" must be a string`
+		}
+		m.hasMethod = true
 	}
 	switch {
 	case m.JSONRPC == nil || *m.JSONRPC != "2.0":
 		return nil, jsonrpc.CodeInvalidRequest, `invalid request: "jsonrpc" must be "2.0"`
 	case m.ID != nil && !validID(m.ID):
 		return nil, jsonrpc.CodeInvalidRequest, `invalid request: "id" must be a string, a number or null`
-	case m.Method == "" && m.Result == nil && m.Error == nil:
+	case !m.hasMethod && m.Result == nil && m.Error == nil:
 		return nil, jsonrpc.CodeInvalidRequest, `invalid request: neither "method" nor "result" nor "error"`
 	}
 	return m, 0, ""

@@ -22,7 +22,7 @@ var messageSeeds = []string{
 	`[]`, `[1]`, `{}`, `null`, `"2.0"`, `42`, ``, ` `, `{`, `{"jsonrpc":"2.0","id":1,"method":"ping"} x`,
 	`{"jsonrpc":"1.0","id":1,"method":"ping"}`, `{"id":1,"method":"ping"}`, `{"jsonrpc":2,"method":"ping"}`,
 	`{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}`, `{"jsonrpc":"2.0","id":true,"method":"ping"}`,
-	`{"jsonrpc":"2.0","id":1,"method":7}`, `{"jsonrpc":"2.0","id":1,"method":""}`,
+	`{"jsonrpc":"2.0","id":1,"method":7}`, `{"jsonrpc":"2.0","id":1,"method":""}`, `{"jsonrpc":"2.0","id":1,"method":"","result":{}}`,
 	`{"jsonrpc":"2.0","method":"a","method":"b"}`, `{"jsonrpc":"2.0","method":"a","jsonrpc":"1.0"}`,
 	"{\"jsonrpc\":\"2.0\",\"method\":\"\xff\"}", `{"jsonrpc":"2.0","method":"\u0000"}`,
 	` {"jsonrpc":"2.0","id":"x","method":"ping"}` + "\n",
@@ -138,7 +138,12 @@ func checkMessage(t *testing.T, body []byte, msg *message) {
 			t.Fatalf("accepted id %s, which is not a string, a number or null", msg.ID)
 		}
 	}
-	if msg.Method == "" && msg.Result == nil && msg.Error == nil {
+	if _, ok := fields["method"]; ok != msg.hasMethod {
+		// The SDK takes a message with a "method" member, even "", for a
+		// request, and one without for a response: so must the gateway.
+		t.Fatalf("hasMethod %v, but the body's \"method\" member is there: %v", msg.hasMethod, ok)
+	}
+	if !msg.hasMethod && msg.Result == nil && msg.Error == nil {
 		t.Fatalf("accepted %q with neither method, result nor error", body)
 	}
 	// The members are read by their exact names, as the SDK reads them.
