@@ -32,16 +32,9 @@ type access struct {
 // accessExtra is the key of the access in the SDK's TokenInfo.Extra.
 const accessExtra = "caddymcp.access"
 
-// userID is the id the SDK binds a session to: a request of another
-// principal on the session is refused with 403.
+// userID is who calls ("" for nobody known), and the id the SDK binds a
+// session to: a request of another principal on the session gets 403.
 func (a *access) userID() string {
-	if a.principal == nil {
-		return ""
-	}
-	return a.principal.ID
-}
-
-func (a *access) who() string {
 	if a.principal == nil {
 		return ""
 	}
@@ -50,13 +43,13 @@ func (a *access) who() string {
 
 // decide reports whether the caller may use the method (on the server and
 // tool, where given), and logs the decision for audit.
-func (a *access) decide(method, server, tool string) error {
-	var err error
+func (a *access) decide(method, server, tool string) *Refused {
+	var err *Refused
 	if a.policy != nil && governed[method] && !a.policy.allows(a.principal, method, server, tool) {
 		err = &Refused{By: "authorization", Reason: a.refusal(method, server, tool)}
 	}
 	if a.audit != nil {
-		fields := []zap.Field{zap.String("principal", a.who()), zap.String("method", method),
+		fields := []zap.Field{zap.String("principal", a.userID()), zap.String("method", method),
 			zap.String("server", server), zap.String("tool", tool)}
 		if err != nil {
 			a.audit.Info("denied", fields...)
@@ -70,11 +63,11 @@ func (a *access) decide(method, server, tool string) error {
 func (a *access) refusal(method, server, tool string) error {
 	switch {
 	case tool != "":
-		return fmt.Errorf("principal %q may not %s tool %q of server %q", a.who(), method, tool, server)
+		return fmt.Errorf("principal %q may not %s tool %q of server %q", a.userID(), method, tool, server)
 	case server != "":
-		return fmt.Errorf("principal %q may not %s on server %q", a.who(), method, server)
+		return fmt.Errorf("principal %q may not %s on server %q", a.userID(), method, server)
 	}
-	return fmt.Errorf("principal %q may not %s", a.who(), method)
+	return fmt.Errorf("principal %q may not %s", a.userID(), method)
 }
 
 // visible reports, without logging, whether a list may show an item.
@@ -141,15 +134,6 @@ func withTokenInfo(ctx context.Context, ti *auth.TokenInfo) context.Context {
 	ctx = context.WithValue(context.WithValue(ctx, pendingTokenInfo{}, ti), carriedContext{}, &out)
 	tokenInfoCarrier.ServeHTTP(nil, carrier.WithContext(ctx))
 	return out
-}
-
-// refuse answers a JSON-RPC request that the policy or an interceptor
-// refused.
-func refuseRPC(err error) error {
-	if r, ok := err.(*Refused); ok {
-		return r.rpcError()
-	}
-	return &jsonrpc.Error{Code: CodeRefused, Message: err.Error()}
 }
 
 // serveSSE serves legacy SSE. A stream opened by a principal binds its

@@ -3,6 +3,7 @@ package caddymcp
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"time"
 
@@ -14,8 +15,8 @@ import (
 // through the interceptors.
 func (e *endpoint) guarded(ctx context.Context, a *access, method string, req mcp.Request, next mcp.MethodHandler) (mcp.Result, error) {
 	server, tool := e.target(method, req)
-	if err := a.decide(method, server, tool); err != nil {
-		return nil, refuseRPC(err)
+	if refused := a.decide(method, server, tool); refused != nil {
+		return nil, refused.rpcError()
 	}
 	if method == "tools/call" && len(a.chain) > 0 {
 		return e.intercepted(ctx, a, server, tool, req, next)
@@ -99,7 +100,7 @@ func (e *endpoint) promptOwner(name string) *member {
 // intercepted runs a tools/call through the interceptors.
 func (e *endpoint) intercepted(ctx context.Context, a *access, server, tool string, req mcp.Request, next mcp.MethodHandler) (mcp.Result, error) {
 	p := req.GetParams().(*mcp.CallToolParamsRaw)
-	call := &Call{Server: server, Tool: tool, Principal: a.who(), Arguments: p.Arguments, Started: time.Now()}
+	call := &Call{Server: server, Tool: tool, Principal: a.userID(), Arguments: p.Arguments, Started: time.Now()}
 	if call.Arguments == nil {
 		call.Arguments = json.RawMessage("{}")
 	}
@@ -116,10 +117,10 @@ func (e *endpoint) intercepted(ctx context.Context, a *access, server, tool stri
 		r, _ := res.(*mcp.CallToolResult)
 		return b, r != nil && r.IsError, err
 	})
+	if refused := (*Refused)(nil); errors.As(err, &refused) {
+		return nil, refused.rpcError()
+	}
 	if err != nil {
-		if isRefusal(err) {
-			return nil, refuseRPC(err)
-		}
 		return nil, err
 	}
 	return res, nil
