@@ -349,11 +349,11 @@ func TestCatalogRealRegistry(t *testing.T) {
 		{"server": {"name": "two", "stdio": {"command": "npx", "args": ["-y", "some-server@1.0.0"]}}}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, err := caddyCmd(t, dir, "mcp", "catalog", "push", file, repo+":team")
+	_, stderr, err = caddyCmd(t, dir, "mcp", "catalog", "push", file, repo+":team")
 	if err != nil {
 		t.Fatalf("catalog push: %v\n%s", err, stderr)
 	}
-	out, stderr, err = caddyCmd(t, t.TempDir(), "mcp", "catalog", "inspect", repo+":team")
+	out, stderr, err := caddyCmd(t, t.TempDir(), "mcp", "catalog", "inspect", repo+":team")
 	if err != nil || !strings.Contains(out, "one  remote https://one.example.com/mcp") || !strings.Contains(out, "two  stdio npx -y some-server@1.0.0") {
 		t.Errorf("inspect of a pushed catalog file: %v\n%s%s", err, out, stderr)
 	}
