@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddy-mcp/caddy-mcp/mcpauth"
@@ -326,8 +327,9 @@ func writeRPCError(w http.ResponseWriter, status, code int, msg string) {
 	})
 }
 
-// version is this module's version as built, for serverInfo.
-func version() string {
+// version is this module's version as built, for serverInfo. The build
+// info is parsed once: every endpoint and upstream asks.
+var version = sync.OnceValue(func() string {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
 			if d.Path == "github.com/caddy-mcp/caddy-mcp" {
@@ -339,7 +341,7 @@ func version() string {
 		}
 	}
 	return "devel"
-}
+})
 
 // Interface guards
 var (

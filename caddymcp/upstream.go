@@ -40,7 +40,7 @@ type upstream struct {
 	logs      *logRelay
 	logger    *zap.Logger
 	transport func() (mcp.Transport, error)
-	client    *mcp.Client
+	client    *mcp.Client  // made at the first connect (connect)
 	http      *http.Client // a remote upstream's, for the fast path (fastpath.go)
 	redact    *redactor    // the config's secrets, hidden from logs and errors
 	limits    atomic.Pointer[upstreamLimits]
@@ -124,8 +124,6 @@ func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
 	default:
 		return nil, fmt.Errorf("server %q: no upstream configured", cfg.Name)
 	}
-	u.client = mcp.NewClient(&mcp.Implementation{Name: "caddy-mcp", Version: version()}, u.clientOptions())
-	u.client.AddReceivingMiddleware(u.serverRequests)
 	return u, nil
 }
 
@@ -313,6 +311,13 @@ func (u *upstream) connect() (*mcp.ClientSession, error) {
 	t, err := u.transport()
 	if err != nil {
 		return nil, err
+	}
+	if u.client == nil {
+		// Made at the first connect, not with the upstream: a registry of
+		// thousands of servers, most never called, would hold one each.
+		// Connects take turns (connected), so this needs no lock.
+		u.client = mcp.NewClient(&mcp.Implementation{Name: "caddy-mcp", Version: version()}, u.clientOptions())
+		u.client.AddReceivingMiddleware(u.serverRequests)
 	}
 	cs, err := u.client.Connect(ctx, t, &mcp.ClientSessionOptions{ProtocolVersion: upstreamProtocol})
 	if err != nil {
