@@ -21,9 +21,16 @@ const (
 	reverseProxy = "reverse_proxy"
 	oneServer    = "one_server"
 	aggregate    = "aggregate"
+	// The one-server path of a second gateway that authenticates (an API
+	// key) and authorizes (a policy) every request: calls stay on the fast
+	// path.
+	oneServerAuth = "one_server_auth"
+	// The one-server path of a third gateway with two interceptors
+	// (call_log, secret_scan): calls take the SDK path.
+	oneServerIntercepted = "one_server_interceptors"
 )
 
-var allVariants = []string{direct, reverseProxy, oneServer, aggregate}
+var allVariants = []string{direct, reverseProxy, oneServer, aggregate, oneServerAuth, oneServerIntercepted}
 
 // target is one path to the upstream: where a client connects and what it
 // calls there.
@@ -32,6 +39,7 @@ type target struct {
 	url     string
 	tool    string
 	args    map[string]any
+	header  http.Header // sent with every request
 }
 
 // env is everything a measurement needs: the upstream, Caddy, and the MCP
@@ -60,6 +68,11 @@ func (e *env) target(variant string) target {
 	case aggregate:
 		t.url = e.caddy.Base + aggregatePath
 		t.tool = serverName + "__" + e.up.tool
+	case oneServerAuth:
+		t.url = e.caddy.Base + authPrefix + oneServerPath
+		t.header = http.Header{"X-Api-Key": {benchAPIKey}}
+	case oneServerIntercepted:
+		t.url = e.caddy.Base + interceptedPrefix + oneServerPath
 	default:
 		panic("unknown variant " + variant)
 	}
@@ -82,8 +95,13 @@ func (s *session) close() {
 // openSession connects one client session: initialize + initialized and,
 // unless standalone is false, the standalone GET stream the go-sdk client
 // opens by default.
-func (e *env) openSession(ctx context.Context, url, proto string, standalone bool) (*session, error) {
-	s := &session{http: &http.Client{Transport: benchkit.Transport(proto, 8)}}
+func (e *env) openSession(ctx context.Context, t target, proto string, standalone bool) (*session, error) {
+	url := t.url
+	var rt http.RoundTripper = benchkit.Transport(proto, 8)
+	if t.header != nil {
+		rt = &withHeader{rt, t.header}
+	}
+	s := &session{http: &http.Client{Transport: rt}}
 	tr := &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: s.http, MaxRetries: -1, DisableStandaloneSSE: !standalone}
 	cs, err := e.client.Connect(ctx, tr, &mcp.ClientSessionOptions{ProtocolVersion: e.protocol})
 	if err != nil {
@@ -94,8 +112,28 @@ func (e *env) openSession(ctx context.Context, url, proto string, standalone boo
 	return s, nil
 }
 
+// withHeader adds a path's headers (its credentials) to every request.
+type withHeader struct {
+	base   http.RoundTripper
+	header http.Header
+}
+
+func (h *withHeader) CloseIdleConnections() {
+	if c, ok := h.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+func (h *withHeader) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range h.header {
+		r.Header[k] = v
+	}
+	return h.base.RoundTrip(r)
+}
+
 // openSessions opens n sessions, parallel connects at most.
-func (e *env) openSessions(ctx context.Context, url, proto string, standalone bool, n, parallel int) ([]*session, error) {
+func (e *env) openSessions(ctx context.Context, t target, proto string, standalone bool, n, parallel int) ([]*session, error) {
 	out := make([]*session, n)
 	errs := make([]error, n)
 	sem := make(chan struct{}, parallel)
@@ -106,7 +144,7 @@ func (e *env) openSessions(ctx context.Context, url, proto string, standalone bo
 			defer func() { <-sem }()
 			cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 			defer cancel()
-			out[i], errs[i] = e.openSession(cctx, url, proto, standalone)
+			out[i], errs[i] = e.openSession(cctx, t, proto, standalone)
 		})
 	}
 	wg.Wait()
@@ -235,7 +273,7 @@ type pathSessions struct {
 // openPath opens n sessions on a path and checks one call's answer, so that
 // a broken path fails loudly instead of being measured.
 func (e *env) openPath(ctx context.Context, t target, proto string, n int) (*pathSessions, error) {
-	ss, err := e.openSessions(ctx, t.url, proto, true, n, 16)
+	ss, err := e.openSessions(ctx, t, proto, true, n, 16)
 	if err != nil {
 		return nil, err
 	}

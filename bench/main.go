@@ -9,9 +9,13 @@
 //	go run ./bench -proto h1,h2c           # the client hop over h2c as well
 //	go run ./bench -upstream everything    # the go-sdk conformance server as the upstream
 //
-// Four paths reach the same upstream: direct; through Caddy's reverse_proxy;
+// Six paths reach the same upstream: direct; through Caddy's reverse_proxy;
 // through the gateway's one-server endpoint (/servers/up/mcp, the upstream a
-// remote server); through its aggregate endpoint (/mcp). Caddy is built from
+// remote server); through its aggregate endpoint (/mcp); through the
+// one-server endpoint of a gateway that authenticates (an API key) and
+// authorizes (a policy) each request (/auth/servers/up/mcp); and of one
+// with two interceptors, call_log and secret_scan (/intercept/servers/up/mcp).
+// Caddy is built from
 // ./cmd/caddy without the race detector and runs as a real process with one
 // config holding both the reverse_proxy route and the gateway, logging at
 // WARN. The upstream is, by default, a tiny go-sdk server of the bench's own
@@ -375,7 +379,8 @@ func run(ctx context.Context, c config, w, logw io.Writer) error {
 		}
 		return fmtRatio(p50v, p50s), fmtRatio(thrv, thrs), p50v, thrv, true
 	}
-	pairs := [][2]string{{oneServer, reverseProxy}, {aggregate, reverseProxy}, {reverseProxy, direct}}
+	pairs := [][2]string{{oneServer, reverseProxy}, {aggregate, reverseProxy}, {reverseProxy, direct},
+		{oneServerAuth, oneServer}, {oneServerIntercepted, oneServer}}
 	fmt.Fprintf(w, "\nRatios (pooled; per-round range in brackets when there are several rounds):\n\n")
 	fmt.Fprint(w, "| sessions | client hop |")
 	var have [][2]string

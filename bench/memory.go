@@ -67,7 +67,7 @@ func (e *env) idleMemory(ctx context.Context, variant, proto string, standalone 
 		return nil, err
 	}
 	start := time.Now()
-	ss, err := e.openSessions(ctx, t.url, proto, standalone, n, 32)
+	ss, err := e.openSessions(ctx, t, proto, standalone, n, 32)
 	if err != nil {
 		return nil, err
 	}
