@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ func unsigned(claims map[string]any) string {
 // key, a policy, the audit log and two interceptors; its servers are the
 // demo (stdio) and the go-sdk conformance server (remote, behind a proxy
 // that records what reaches it).
-func authSite(t *testing.T, iss *issuer, apiKey string) (*site, *fpProxy) {
+func authSite(t *testing.T, iss *issuer, apiKey string) (*site, *caddyProc, *fpProxy) {
 	t.Helper()
 	upstream := fpStartProxy(t, peers.StartGoConformanceHTTP(t))
 	s := newSite(t)
@@ -125,8 +126,7 @@ func authSite(t *testing.T, iss *issuer, apiKey string) (*site, *fpProxy) {
 	}
 	g["max_request_body"] = 64 << 10
 	s.handle(g)
-	s.start(t)
-	return s, upstream
+	return s, s.start(t), upstream
 }
 
 // bearer is an HTTP client that sends a token with every request.
@@ -187,7 +187,7 @@ func TestAuthAttacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, upstream := authSite(t, iss, apiKey)
+	s, proc, upstream := authSite(t, iss, apiKey)
 	aggregate := s.url("/mcp")
 	good := func(sub string, extra map[string]any) string {
 		c := map[string]any{"sub": sub, "aud": aggregate}
@@ -370,6 +370,37 @@ func TestAuthAttacks(t *testing.T) {
 		}
 		if r, body := rawPost(t, post, list, hdr("Authorization", "Bearer "+good("alice", nil))); r.StatusCode != http.StatusAccepted {
 			t.Fatalf("alice posting to her SSE session: %s %s", r.Status, body)
+		}
+	})
+
+	t.Run("audit log", func(t *testing.T) {
+		type event struct {
+			Logger, Msg, Principal, Method, Server, Tool, Reason string
+		}
+		var events []event
+		for line := range strings.SplitSeq(proc.logs(), "\n") {
+			var e event
+			if json.Unmarshal([]byte(line), &e) == nil && e.Logger == "http.handlers.mcp_gateway.audit" {
+				events = append(events, e)
+			}
+		}
+		want := []event{
+			{Logger: "http.handlers.mcp_gateway.audit", Msg: "unauthenticated", Reason: "no credentials"},
+			{Logger: "http.handlers.mcp_gateway.audit", Msg: "denied", Principal: "alice", Method: "tools/call", Server: "demo", Tool: "time"},
+			{Logger: "http.handlers.mcp_gateway.audit", Msg: "denied", Principal: "alice", Method: "tools/call", Server: "remote", Tool: "test_tool_with_logging"},
+			{Logger: "http.handlers.mcp_gateway.audit", Msg: "allowed", Principal: "alice", Method: "tools/call", Server: "demo", Tool: "echo"},
+			{Logger: "http.handlers.mcp_gateway.audit", Msg: "allowed", Principal: "ci-bot", Method: "tools/list"},
+		}
+		for _, w := range want {
+			if !slices.Contains(events, w) {
+				t.Errorf("no audit event %+v among %d", w, len(events))
+			}
+		}
+		logs := proc.logs()
+		for _, secret := range []string{apiKey, good("alice", nil)[:40], upstreamToken} {
+			if strings.Contains(logs, secret) {
+				t.Errorf("Caddy's log holds a credential (%.12s…)", secret)
+			}
 		}
 	})
 
