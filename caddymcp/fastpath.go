@@ -338,9 +338,10 @@ func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSessi
 	if m.cfg.Remote == nil || m.cfg.Remote.Transport == "sse" || m.up.http == nil {
 		return false
 	}
-	if a := accessOf(r.Context()); a != nil {
-		if len(a.chain) > 0 || !a.visible("tools/call", m.cfg.Name, x.name) {
-			return false // the SDK path runs the interceptors, or refuses
+	a := accessOf(r.Context())
+	if a != nil {
+		if !a.visible("tools/call", m.cfg.Name, x.name) {
+			return false // the SDK path refuses
 		}
 		_ = a.decide("tools/call", m.cfg.Name, x.name) // allowed: for the audit log
 	}
@@ -413,13 +414,22 @@ func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSessi
 		delete(s.calls, key)
 		s.mu.Unlock()
 	}()
+	// The interceptors, past the last return to the SDK path, which would
+	// run them again: Before now, After once on however the call ends.
+	ic := e.interceptFast(ctx, a, m, x.name, s.id, params["arguments"])
+	defer ic.end(&Outcome{Err: errors.New("the call ended without an answer")})
+	if refused := ic.begin(); refused != nil {
+		startSSE(w)
+		writeSSE(w, errorResponse(msg.ID, CodeRefused, refused.Error()))
+		return true
+	}
 	// A slot among the upstream's calls in flight (max_concurrent_calls):
 	// taken here, past the last return to the SDK path, which takes its own.
 	release, err := m.up.acquire(ctx)
 	if err != nil {
 		if r.Context().Err() == nil {
 			startSSE(w)
-			writeSSE(w, errorResponse(msg.ID, err.Error()))
+			writeSSE(w, ic.failed(msg.ID, err))
 		}
 		return true
 	}
@@ -463,7 +473,7 @@ func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSessi
 			err = m.up.unavailable(err)
 		}
 		startSSE(w)
-		writeSSE(w, errorResponse(msg.ID, err.Error()))
+		writeSSE(w, ic.failed(msg.ID, err))
 		return true
 	}
 
@@ -486,7 +496,11 @@ func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSessi
 		switch {
 		case in.Method == "":
 			if bytes.Equal(compactJSON(in.ID), ours) {
-				writeSSE(w, setField(data, "id", msg.ID))
+				if refused := ic.answered(&in); refused != nil {
+					writeSSE(w, errorResponse(msg.ID, CodeRefused, refused.Error()))
+				} else {
+					writeSSE(w, setField(data, "id", msg.ID))
+				}
 				answered = true
 			}
 		case in.ID != nil:
@@ -548,10 +562,10 @@ func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSessi
 		go m.sendCancelled(call.csID, call.protocol, ours, "the client went away")
 	case timedOut(ctx) != nil:
 		go m.sendCancelled(call.csID, call.protocol, ours, "call_timeout")
-		writeSSE(w, errorResponse(msg.ID, timedOut(ctx).Error()))
+		writeSSE(w, ic.failed(msg.ID, timedOut(ctx)))
 	default:
 		go m.sendCancelled(call.csID, call.protocol, ours, "the gateway lost the call's stream")
-		writeSSE(w, errorResponse(msg.ID, m.up.unavailable(errors.New("the upstream ended the call's stream without an answer")).Error()))
+		writeSSE(w, ic.failed(msg.ID, m.up.unavailable(errors.New("the upstream ended the call's stream without an answer"))))
 	}
 	body.Close()
 	return true

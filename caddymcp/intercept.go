@@ -103,19 +103,31 @@ func loadChain(ctx caddy.Context, g *Gateway) (chain, error) {
 // ran without refusing, in reverse order. The returned error is the call's,
 // or a *Refused.
 func (c chain) run(ctx context.Context, call *Call, do func(context.Context) (json.RawMessage, bool, error)) (json.RawMessage, error) {
-	passed := 0
-	var err error
-	for _, ic := range c {
-		if e := ic.Before(ctx, call); e != nil {
-			err = &Refused{By: ic.name, Reason: e}
-			break
-		}
-		passed++
-	}
-	out := &Outcome{Err: err}
-	if err == nil {
+	passed, refused := c.before(ctx, call)
+	out := &Outcome{}
+	if refused != nil {
+		out.Err = refused
+	} else {
 		out.Result, out.IsError, out.Err = do(ctx)
 	}
+	c.after(ctx, call, passed, out)
+	return out.Result, out.Err
+}
+
+// before runs each Before in order until one refuses. It returns how many
+// let the call through, and the refusal, if any.
+func (c chain) before(ctx context.Context, call *Call) (int, *Refused) {
+	for i, ic := range c {
+		if err := ic.Before(ctx, call); err != nil {
+			return i, &Refused{By: ic.name, Reason: err}
+		}
+	}
+	return len(c), nil
+}
+
+// after runs the After of the first passed interceptors, in reverse order,
+// on the outcome; the first refusal replaces it.
+func (c chain) after(ctx context.Context, call *Call, passed int, out *Outcome) {
 	out.Duration = time.Since(call.Started)
 	for i := passed - 1; i >= 0; i-- {
 		ic := c[i]
@@ -123,7 +135,6 @@ func (c chain) run(ctx context.Context, call *Call, do func(context.Context) (js
 			out.Result, out.IsError, out.Err = nil, false, &Refused{By: ic.name, Reason: e}
 		}
 	}
-	return out.Result, out.Err
 }
 
 func isRefusal(err error) bool {

@@ -109,8 +109,8 @@ func readSSE(body io.Reader, st *sseState, deliver func([]byte), stop func() boo
 }
 
 // errorResponse is a JSON-RPC internal error answering id.
-func errorResponse(id json.RawMessage, message string) []byte {
-	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": map[string]any{"code": -32603, "message": message}})
+func errorResponse(id json.RawMessage, code int64, message string) []byte {
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "error": map[string]any{"code": code, "message": message}})
 	return b
 }
 
