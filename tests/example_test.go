@@ -86,13 +86,17 @@ func TestCaddyfileExample(t *testing.T) {
 			}
 		}
 		docs := connect(t, base+"/servers/docs/mcp", client, nil)
-		if res, err := docs.CallTool(context.Background(), &mcp.CallToolParams{Name: "test_simple_text"}); err != nil || !strings.Contains(text(res), "simple text") {
-			t.Errorf("test_simple_text through /servers/docs/mcp: %v %q", err, text(res))
+		if res, err := docs.CallTool(context.Background(), &mcp.CallToolParams{Name: "test_simple_text"}); err != nil {
+			t.Errorf("test_simple_text through /servers/docs/mcp: %v", err)
+		} else if !strings.Contains(text(res), "simple text") {
+			t.Errorf("test_simple_text through /servers/docs/mcp: %q", text(res))
 		}
 		agg := connect(t, base+"/mcp", client, nil)
 		res, err := agg.CallTool(context.Background(), &mcp.CallToolParams{Name: "demo2__add", Arguments: map[string]any{"a": 2, "b": 40}})
-		if err != nil || !strings.Contains(text(res), "42") {
-			t.Errorf("demo2__add through /mcp: %v %q", err, text(res))
+		if err != nil {
+			t.Errorf("demo2__add through /mcp: %v", err)
+		} else if !strings.Contains(text(res), "42") {
+			t.Errorf("demo2__add through /mcp: %q", text(res))
 		}
 		if names := toolNames(t, agg); !slices.Contains(names, "docs__test_simple_text") || !slices.Contains(names, "demo__echo") {
 			t.Errorf("the aggregate lacks the registry's or the config's servers: %v", names)
