@@ -223,7 +223,7 @@ func (e *endpoint) serveStreamable(w http.ResponseWriter, r *http.Request, sessi
 		e.streamable.ServeHTTP(w, r) // 404
 		return
 	}
-	if s.user != "" && (accessOf(r.Context()) == nil || accessOf(r.Context()).userID() != s.user) {
+	if a := accessOf(r.Context()); s.user != "" && (a == nil || a.userID() != s.user) {
 		writeRPCError(w, http.StatusForbidden, jsonrpc.CodeInvalidRequest, "session belongs to another principal")
 		return
 	}
