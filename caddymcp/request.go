@@ -117,7 +117,16 @@ func parseMessage(body []byte) (*message, int, string) {
 	return m, 0, ""
 }
 
+// validID reports whether id is one the SDK takes: a string, null, or a
+// number a float64 holds (1e700 is not, and the SDK refuses the message).
 func validID(id json.RawMessage) bool {
-	c := id[0]
-	return c == '"' || c == '-' || (c >= '0' && c <= '9') || string(id) == "null"
+	var v any
+	if json.Unmarshal(id, &v) != nil {
+		return false
+	}
+	switch v.(type) {
+	case string, float64, nil:
+		return true
+	}
+	return false
 }
