@@ -416,7 +416,9 @@ func TestFastPath(t *testing.T) {
 					t.Errorf("%s: result %q lacks the client's sample", tool, text(res))
 				}
 				call := proxy.wait(t, from, tool+" on the fast path", fastCall(tool))
-				answer := proxy.wait(t, from, "the client's answer", func(s fpSeen) bool { return s.result })
+				// The proxy notes a request as it arrives and its status once
+				// the upstream answers: wait for both.
+				answer := proxy.wait(t, from, "the client's answer, answered", func(s fpSeen) bool { return s.result && s.status != 0 })
 				if answer.session != call.session || strings.HasPrefix(string(answer.id), `"caddy-mcp`) || answer.status != http.StatusAccepted {
 					t.Errorf("%s: the answer reached the upstream as id %s on session %s (status %d); want the upstream's own id on the call's session %s",
 						tool, answer.id, answer.session, answer.status, call.session)
