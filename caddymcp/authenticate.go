@@ -115,10 +115,7 @@ func (e *endpoint) challengeScope(w http.ResponseWriter, r *http.Request, a *acc
 	if json.Unmarshal(msg.Params, &params) != nil {
 		return false
 	}
-	server, tool := "", params.Name
-	if x := e.toolOf(params.Name); x != nil {
-		server, tool = x.m.cfg.Name, x.name
-	}
+	server, tool := e.toolTarget(params.Name)
 	if a.policy.allows(a.principal, "tools/call", server, tool) {
 		return false
 	}

@@ -3,7 +3,6 @@ package caddymcp
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -51,13 +50,7 @@ func (f *fastIntercept) end(out *Outcome) *Refused {
 		return nil
 	}
 	f.done = true
-	before := out.Err
-	f.chain.after(f.ctx, f.call, f.passed, out)
-	var refused *Refused
-	if out.Err != before && errors.As(out.Err, &refused) {
-		return refused
-	}
-	return nil
+	return f.chain.after(f.ctx, f.call, f.passed, out)
 }
 
 // answered runs After on the upstream's answer, and returns the refusal

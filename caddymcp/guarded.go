@@ -28,10 +28,7 @@ func (e *endpoint) guarded(ctx context.Context, a *access, method string, req mc
 	switch r := res.(type) {
 	case *mcp.ListToolsResult:
 		r.Tools = slices.DeleteFunc(r.Tools, func(t *mcp.Tool) bool {
-			server, tool := "", t.Name
-			if x := e.toolOf(t.Name); x != nil {
-				server, tool = x.m.cfg.Name, x.name
-			}
+			server, tool := e.toolTarget(t.Name)
 			return !a.visible("tools/call", server, tool)
 		})
 	case *mcp.ListPromptsResult:
@@ -55,10 +52,7 @@ func (e *endpoint) guarded(ctx context.Context, a *access, method string, req mc
 func (e *endpoint) target(method string, req mcp.Request) (server, tool string) {
 	switch p := req.GetParams().(type) {
 	case *mcp.CallToolParamsRaw:
-		if x := e.toolOf(p.Name); x != nil {
-			return x.m.cfg.Name, x.name
-		}
-		return "", p.Name
+		return e.toolTarget(p.Name)
 	case *mcp.GetPromptParams:
 		if m := e.promptOwner(p.Name); m != nil {
 			return m.cfg.Name, ""
@@ -76,16 +70,22 @@ func (e *endpoint) target(method string, req mcp.Request) (server, tool string) 
 			return m.cfg.Name, ""
 		}
 	}
-	if len(e.memberList()) == 1 && !e.aggregate {
-		return e.memberList()[0].cfg.Name, ""
+	if ms := e.memberList(); len(ms) == 1 && !e.aggregate {
+		return ms[0].cfg.Name, ""
 	}
 	return "", ""
 }
 
-func (e *endpoint) toolOf(name string) *mirrored[*mcp.Tool] {
+// toolTarget is the server and the upstream name of a tool the endpoint
+// exposes as name; for a tool of no member (the registry's search), no
+// server and the name itself.
+func (e *endpoint) toolTarget(name string) (server, tool string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.tools[name]
+	if x, ok := e.tools[name]; ok {
+		return x.m.cfg.Name, x.name
+	}
+	return "", name
 }
 
 func (e *endpoint) promptOwner(name string) *member {

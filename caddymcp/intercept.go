@@ -110,7 +110,7 @@ func (c chain) run(ctx context.Context, call *Call, do func(context.Context) (js
 	} else {
 		out.Result, out.IsError, out.Err = do(ctx)
 	}
-	c.after(ctx, call, passed, out)
+	_ = c.after(ctx, call, passed, out) // a refusal is in out.Err
 	return out.Result, out.Err
 }
 
@@ -126,15 +126,19 @@ func (c chain) before(ctx context.Context, call *Call) (int, *Refused) {
 }
 
 // after runs the After of the first passed interceptors, in reverse order,
-// on the outcome; the first refusal replaces it.
-func (c chain) after(ctx context.Context, call *Call, passed int, out *Outcome) {
+// on the outcome. The first refusal replaces the outcome, unless it is a
+// refusal already, and is returned.
+func (c chain) after(ctx context.Context, call *Call, passed int, out *Outcome) *Refused {
 	out.Duration = time.Since(call.Started)
+	var refused *Refused
 	for i := passed - 1; i >= 0; i-- {
 		ic := c[i]
 		if e := ic.After(ctx, call, out); e != nil && !isRefusal(out.Err) {
-			out.Result, out.IsError, out.Err = nil, false, &Refused{By: ic.name, Reason: e}
+			refused = &Refused{By: ic.name, Reason: e}
+			out.Result, out.IsError, out.Err = nil, false, refused
 		}
 	}
+	return refused
 }
 
 func isRefusal(err error) bool {

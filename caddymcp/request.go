@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -119,14 +120,14 @@ func parseMessage(body []byte) (*message, int, string) {
 
 // validID reports whether id is one the SDK takes: a string, null, or a
 // number a float64 holds (1e700 is not, and the SDK refuses the message).
+// The message has parsed as JSON, so a number's syntax is JSON's.
 func validID(id json.RawMessage) bool {
-	var v any
-	if json.Unmarshal(id, &v) != nil {
-		return false
-	}
-	switch v.(type) {
-	case string, float64, nil:
+	switch c := id[0]; {
+	case c == '"', string(id) == "null":
 		return true
+	case c == '-', c >= '0' && c <= '9':
+		_, err := strconv.ParseFloat(string(id), 64)
+		return err == nil
 	}
 	return false
 }

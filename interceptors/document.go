@@ -1,9 +1,13 @@
 package interceptors
 
 import (
+	"cmp"
 	"encoding/json"
+	"fmt"
+	"time"
 
 	"github.com/caddy-mcp/caddy-mcp/caddymcp"
+	"github.com/caddyserver/caddy/v2"
 )
 
 // policyRequest is the JSON document the exec and http interceptors hand
@@ -46,4 +50,15 @@ func policyDocument(c *caddymcp.Call, o *caddymcp.Outcome) ([]byte, error) {
 		}
 	}
 	return json.Marshal(req)
+}
+
+// defaultAskTimeout bounds one question to a policy program or service.
+const defaultAskTimeout = 5 * time.Second
+
+// askTimeout is the exec and http interceptors' timeout option resolved.
+func askTimeout(d caddy.Duration) (time.Duration, error) {
+	if d < 0 {
+		return 0, fmt.Errorf("timeout %v: must not be negative", time.Duration(d))
+	}
+	return cmp.Or(time.Duration(d), defaultAskTimeout), nil
 }

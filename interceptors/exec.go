@@ -75,14 +75,8 @@ func (e *Exec) Provision(ctx caddy.Context) error {
 	if e.path, err = exec.LookPath(e.Command); err != nil {
 		return fmt.Errorf("command %q: %v", e.Command, err)
 	}
-	if e.Timeout < 0 {
-		return fmt.Errorf("timeout %v: must not be negative", time.Duration(e.Timeout))
-	}
-	e.timeout = time.Duration(e.Timeout)
-	if e.timeout == 0 {
-		e.timeout = 5 * time.Second
-	}
-	return nil
+	e.timeout, err = askTimeout(e.Timeout)
+	return err
 }
 
 // Before asks the program about the call.

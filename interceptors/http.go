@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -78,12 +77,9 @@ func (h *HTTP) Provision(ctx caddy.Context) error {
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("url %q: must be an absolute http or https URL", h.URL)
 	}
-	if h.Timeout < 0 {
-		return fmt.Errorf("timeout %v: must not be negative", time.Duration(h.Timeout))
-	}
-	timeout := time.Duration(h.Timeout)
-	if timeout == 0 {
-		timeout = 5 * time.Second
+	timeout, err := askTimeout(h.Timeout)
+	if err != nil {
+		return err
 	}
 	repl := caddy.NewReplacer()
 	h.header = http.Header{}
