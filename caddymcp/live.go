@@ -387,3 +387,19 @@ func filtersEqual(a, b *ToolFilter) bool {
 
 // Interface guard
 var _ upstreamObserver = (*LiveSet)(nil)
+
+// Warm starts connecting the upstream of cfg ahead of Set, so that the
+// connect overlaps whatever the caller does before routing the server
+// (a registry stores its record). The returned release gives up the
+// upstream; a Set of the same config since keeps it, with its session.
+func (l *LiveSet) Warm(cfg *ServerConfig) (release func()) {
+	if cfg.Validate() != nil {
+		return func() {}
+	}
+	up, err := loadUpstream(cfg, l.logger)
+	if err != nil {
+		return func() {}
+	}
+	go func() { _, _ = up.connected(context.Background()) }()
+	return func() { releaseUpstream(cfg) }
+}

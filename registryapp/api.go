@@ -175,6 +175,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) error {
 	if err := a.reg.admit(r.Context(), in); err != nil {
 		return err
 	}
+	defer a.reg.warm(in)()
 	s, err := a.reg.write(r.Context(), in.Name, func(cur *Server) (*Server, error) {
 		if cur != nil {
 			return nil, &apiError{status: http.StatusConflict, Code: "conflict", Msg: fmt.Sprintf("server %q already exists", in.Name), Field: "name"}
@@ -227,6 +228,7 @@ func (a *api) update(w http.ResponseWriter, r *http.Request, name string, in *Se
 	if err := a.reg.admit(r.Context(), in); err != nil {
 		return err
 	}
+	defer a.reg.warm(in)()
 	s, err := a.reg.write(r.Context(), name, func(cur *Server) (*Server, error) {
 		if err := precondition(r, cur, name); err != nil {
 			return nil, err
@@ -252,6 +254,10 @@ func (a *api) remove(w http.ResponseWriter, r *http.Request, name string) error 
 }
 
 func (a *api) enable(w http.ResponseWriter, r *http.Request, name string, on bool) error {
+	if cur, ok := a.reg.get(name); ok && on {
+		cur.Enabled = true
+		defer a.reg.warm(cur)()
+	}
 	_, err := a.reg.write(r.Context(), name, func(cur *Server) (*Server, error) {
 		if err := precondition(r, cur, name); err != nil {
 			return nil, err

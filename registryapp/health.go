@@ -74,10 +74,7 @@ func (p *prober) schedule(name string, soon bool) {
 func (p *prober) now(name string) {
 	p.r.mu.RLock()
 	e := p.r.servers[name]
-	off := e == nil
-	if e != nil {
-		_, _, off = p.r.probeSettings(e.rec)
-	}
+	off := e == nil || !p.r.probed(e.rec)
 	p.r.mu.RUnlock()
 	p.mu.Lock()
 	started := p.ctx != nil
@@ -146,6 +143,12 @@ func (r *registry) probeSettings(s *Server) (interval, timeout time.Duration, of
 		}
 	}
 	return interval, timeout, off
+}
+
+// probed reports whether a server's health is probed.
+func (r *registry) probed(s *Server) bool {
+	_, _, off := r.probeSettings(s)
+	return !off
 }
 
 // probe checks a server now and records the outcome.

@@ -105,6 +105,7 @@ func (r *registry) upsert(ctx context.Context, e catalog.Entry) (string, error) 
 	if err := r.admit(ctx, s); err != nil {
 		return "", err
 	}
+	defer r.warm(s)()
 	var result string
 	_, err := r.write(ctx, s.Name, func(cur *Server) (*Server, error) {
 		now := time.Now().UTC()

@@ -252,6 +252,26 @@ func (r *registry) write(ctx context.Context, name string, fn func(cur *Server) 
 	return next, nil
 }
 
+// warm starts connecting the upstream of a record about to be written when
+// the write will probe it (enabled, reached anew, probe on), so that the
+// connect overlaps the write's locks and storage instead of following them.
+// The caller releases it once the write is done: the live table holds the
+// upstream by then, if the write was served.
+func (r *registry) warm(s *Server) (release func()) {
+	none := func() {}
+	if !s.Enabled || !r.probed(s) {
+		return none
+	}
+	if cur, ok := r.get(s.Name); ok && cur.Enabled && sameReach(cur, s) {
+		return none
+	}
+	cfg, err := r.config(s)
+	if err != nil {
+		return none
+	}
+	return r.live.Warm(cfg)
+}
+
 // apply installs a record as stored (nil: deleted) after journal entry seq.
 func (r *registry) apply(name string, rec *Server, seq int64) {
 	r.mu.Lock()

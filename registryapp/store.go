@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -173,14 +174,35 @@ func (st *store) appendJournal(ctx context.Context, j *journal, name string) err
 	if len(j.Changes) > journalKeep {
 		j.Changes = j.Changes[len(j.Changes)-journalKeep:]
 	}
-	b, _ := json.Marshal(j)
-	if err := st.storage.Store(ctx, journalKey, b); err != nil {
+	if err := st.storage.Store(ctx, journalKey, j.encode()); err != nil {
 		return fmt.Errorf("writing the registry's journal: %w", err)
 	}
 	if info, err := st.storage.Stat(ctx, journalKey); err == nil { // the lock is held: nobody else wrote
 		st.remember(j, info)
 	}
 	return nil
+}
+
+// encode is the journal as JSON, written out by hand: it is rewritten on
+// every write, and encoding/json's reflection over its thousand entries
+// was most of the cost. Names match namePattern ([a-z0-9._-]), which
+// strconv quotes as JSON does.
+func (j *journal) encode() []byte {
+	b := make([]byte, 0, 32+len(j.Changes)*40)
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendInt(b, j.Seq, 10)
+	b = append(b, `,"changes":[`...)
+	for i, c := range j.Changes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"seq":`...)
+		b = strconv.AppendInt(b, c.Seq, 10)
+		b = append(b, `,"name":`...)
+		b = strconv.AppendQuote(b, c.Name)
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
 }
 
 // since returns the names changed after seq, or false when the journal no
@@ -237,11 +259,10 @@ func (st *store) readJournal(ctx context.Context) (*journal, error) {
 	return &out, nil
 }
 
-// remember caches the journal with its key's stat.
+// remember caches the journal with its key's stat. j is not changed
+// afterwards: readers get a copy whose appends copy (readJournal).
 func (st *store) remember(j *journal, info certmagic.KeyInfo) {
 	st.cacheMu.Lock()
 	defer st.cacheMu.Unlock()
-	c := *j
-	c.Changes = slices.Clone(j.Changes)
-	st.cached, st.stat = &c, info
+	st.cached, st.stat = j, info
 }

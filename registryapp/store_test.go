@@ -2,6 +2,7 @@ package registryapp
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"os"
 	"path/filepath"
@@ -150,6 +151,28 @@ func TestMergePatch(t *testing.T) {
 	for _, bad := range []string{`[1]`, `"x"`, `{`} {
 		if _, err := mergePatch([]byte(`{}`), []byte(bad)); err == nil {
 			t.Errorf("merge patch %s: no error", bad)
+		}
+	}
+}
+
+// TestJournalEncodeIsJSON: the hand-written encoding of the journal is what
+// encoding/json makes of it, for every character a name may hold.
+func TestJournalEncodeIsJSON(t *testing.T) {
+	for _, j := range []*journal{
+		{Changes: []change{}},
+		{Seq: 7, Changes: []change{{Seq: 7, Name: "a"}}},
+		{Seq: 1 << 40, Changes: []change{{Seq: 1<<40 - 1, Name: "abcdefghijklmnopqrstuvwxyz0123456789"}, {Seq: 1 << 40, Name: "x._-y"}}},
+	} {
+		want, err := json.Marshal(j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := j.encode(); string(got) != string(want) {
+			t.Errorf("encode() = %s, want %s", got, want)
+		}
+		var back journal
+		if err := json.Unmarshal(j.encode(), &back); err != nil || back.Seq != j.Seq || len(back.Changes) != len(j.Changes) {
+			t.Errorf("encode() of %+v reads back as %+v (%v)", j, back, err)
 		}
 	}
 }
