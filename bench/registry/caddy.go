@@ -43,8 +43,10 @@ func startCaddy(bin, work, name string, build func(admin, listen, storage string
 
 // registryConfig is Caddy with the registry: its API under /api/, the
 // gateway serving its servers at /servers/<name>/mcp and /mcp. Loopback
-// upstreams are allowed; the health probe is off, so that no background
-// work runs unless the bench asks for it (POST …/refresh probes one server).
+// upstreams are allowed; the health probe keeps its defaults, and the
+// servers the bench registers in bulk turn it off (offProbe), so that no
+// background work runs for them unless the bench asks (POST …/refresh
+// probes one server).
 func registryConfig(admin, listen, storage string) map[string]any {
 	cfg := benchkit.SiteConfig(admin, listen, storage, []map[string]any{{"handle": []map[string]any{
 		{"handler": "mcp_registry_api"},
@@ -52,7 +54,6 @@ func registryConfig(admin, listen, storage string) map[string]any {
 	}}})
 	cfg["apps"].(map[string]any)["mcp_registry"] = map[string]any{
 		"allowed_networks": []string{"loopback"},
-		"probe":            map[string]any{"disabled": true},
 	}
 	return cfg
 }
@@ -87,7 +88,7 @@ func writeRecords(storage string, n int, url func(int) string) error {
 	now := time.Now().UTC()
 	for i := range n {
 		b, err := json.Marshal(map[string]any{
-			"schema_version": 1, "name": srvName(i), "url": url(i), "enabled": true,
+			"schema_version": 1, "name": srvName(i), "url": url(i), "enabled": true, "probe": offProbe,
 			"created_at": now, "updated_at": now, "revision": 1,
 		})
 		if err != nil {
@@ -99,6 +100,9 @@ func writeRecords(storage string, n int, url func(int) string) error {
 	}
 	return nil
 }
+
+// offProbe is a record's probe setting that turns it off.
+var offProbe = map[string]any{"disabled": true}
 
 // srvName names the i-th pre-registered server.
 func srvName(i int) string { return fmt.Sprintf("srv-%05d", i) }

@@ -45,13 +45,14 @@ func parallel(ctx context.Context, n, workers, every int, what string, logw io.W
 }
 
 // registerAll registers servers srvName(0…n-1) through the API, server i
-// reaching upstream tool server i, and returns how long it took.
+// reaching upstream tool server i with its probe off, and returns how long
+// it took.
 func registerAll(ctx context.Context, c *caddyProc, up *upstreamProc, n int, logw io.Writer) (time.Duration, error) {
 	client := newHTTPClient("h1")
 	defer client.CloseIdleConnections()
 	start := time.Now()
 	err := parallel(ctx, n, 4, max(n/10, 1), "POST /api/servers", logw, func(i int) error {
-		_, err := expect(ctx, client, http.StatusCreated, http.MethodPost, c.Base+"/api/servers", map[string]any{"name": srvName(i), "url": up.toolURL(i)})
+		_, err := expect(ctx, client, http.StatusCreated, http.MethodPost, c.Base+"/api/servers", map[string]any{"name": srvName(i), "url": up.toolURL(i), "probe": offProbe})
 		return err
 	})
 	return time.Since(start), err

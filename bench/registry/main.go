@@ -260,11 +260,13 @@ func smallRegistry(ctx context.Context, c config, bin, work string, up *upstream
 		if err := checkServers(ctx, cd, c.small); err != nil {
 			return err
 		}
-		r, err := registryWriteServe(ctx, cd, up, fmt.Sprintf("registry, %d servers", c.small), c.writes, c.warmWrites, logw)
-		if err != nil {
-			return err
+		for _, probe := range []bool{true, false} {
+			r, err := registryWriteServe(ctx, cd, up, fmt.Sprintf("registry, %d servers", c.small), probe, c.writes, c.warmWrites, logw)
+			if err != nil {
+				return err
+			}
+			res.serve = append(res.serve, r)
 		}
-		res.serve = append(res.serve, r)
 
 		client := newHTTPClient("h1")
 		defer client.CloseIdleConnections()
@@ -383,18 +385,20 @@ func largeRegistry(ctx context.Context, c config, bin, work string, up *upstream
 		if err := stage(fmt.Sprintf("%d servers registered", c.large), c.large, 0, 0, 0); err != nil {
 			return err
 		}
-		r, err := registryWriteServe(ctx, cd, up, fmt.Sprintf("registry, %d servers", c.large), c.writes, c.warmWrites, logw)
-		if err != nil {
-			return err
+		for _, probe := range []bool{true, false} {
+			r, err := registryWriteServe(ctx, cd, up, fmt.Sprintf("registry, %d servers", c.large), probe, c.writes, c.warmWrites, logw)
+			if err != nil {
+				return err
+			}
+			res.serve = append(res.serve, r)
 		}
-		res.serve = append(res.serve, r)
 		if err := profile(fmt.Sprintf("%d servers", c.large), "registered"); err != nil {
 			return err
 		}
 		// What the create → initialize → delete cycles leave behind (the
 		// profile's included), apart from what the tools cost, after
 		// -idle-wait.
-		cycles := c.writes + c.warmWrites + profiled
+		cycles := 2*(c.writes+c.warmWrites) + profiled
 		if err := stage(fmt.Sprintf("after %d create → initialize → delete cycles, %s later", cycles, c.idleWait), c.large, 0, cycles, c.idleWait); err != nil {
 			return err
 		}
@@ -409,7 +413,7 @@ func largeRegistry(ctx context.Context, c config, bin, work string, up *upstream
 		if err := stage(fmt.Sprintf("%d servers, %d tools listed (of %d servers)", c.large, tools, c.listed), c.large, tools, 0, 0); err != nil {
 			return err
 		}
-		r, err = registryWriteServe(ctx, cd, up, fmt.Sprintf("registry, %d servers, %d tools listed (of %d servers)", c.large, tools, c.listed), c.writes, c.warmWrites, logw)
+		r, err := registryWriteServe(ctx, cd, up, fmt.Sprintf("registry, %d servers, %d tools listed (of %d servers)", c.large, tools, c.listed), true, c.writes, c.warmWrites, logw)
 		if err != nil {
 			return err
 		}

@@ -62,14 +62,23 @@ func awaitServing(ctx context.Context, c *http.Client, url string, since time.Ti
 // unmeasured ones), each reaching the echo upstream, and times the POST
 // /api/servers answer and the time until /servers/<name>/mcp answers
 // initialize with 200 (which includes the gateway connecting to the
-// upstream: initialize and list). Each server is deleted again, untimed,
-// so that the registry keeps its size.
-func registryWriteServe(ctx context.Context, c *caddyProc, up *upstreamProc, label string, n, warm int, logw io.Writer) (*serveResult, error) {
+// upstream: initialize and list). With probe, the servers keep the default
+// health probe, so the write starts the connect; without, the first
+// initialize does. Each server is deleted again, untimed, so that the
+// registry keeps its size.
+func registryWriteServe(ctx context.Context, c *caddyProc, up *upstreamProc, label string, probe bool, n, warm int, logw io.Writer) (*serveResult, error) {
 	client := newHTTPClient("h1")
 	defer client.CloseIdleConnections()
+	if !probe {
+		label += ", probe off"
+	}
 	return sampleChanges(ctx, c, up, client, label, n, warm, 100, logw, func(int) (string, func() error, error) {
 		name := fmt.Sprintf("new-%d", newNames.Add(1))
-		_, err := expect(ctx, client, http.StatusCreated, http.MethodPost, c.Base+"/api/servers", map[string]any{"name": name, "url": up.echoURL(false)})
+		body := map[string]any{"name": name, "url": up.echoURL(false)}
+		if !probe {
+			body["probe"] = offProbe
+		}
+		_, err := expect(ctx, client, http.StatusCreated, http.MethodPost, c.Base+"/api/servers", body)
 		undo := func() error {
 			_, err := expect(ctx, client, http.StatusNoContent, http.MethodDelete, c.Base+"/api/servers/"+name, nil)
 			return err
