@@ -185,20 +185,16 @@ func (r *registry) route(e *entry) {
 // other instances changed, then fn's change to the store, the journal and
 // the live table. It returns once the change is served.
 func (r *registry) write(ctx context.Context, name string, fn func(cur *Server) (*Server, error)) (*Server, error) {
-	unlock, err := r.store.lock(ctx)
+	j, err := r.store.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	journaling := false
-	defer func() {
-		if !journaling {
-			unlock()
-		}
-	}()
-	j, err := r.store.readJournal(ctx)
-	if err != nil {
-		return nil, err
-	}
+	// The writer has its answer once the change is stored and served; the
+	// journal entry, for other instances, follows (a journal that fails to
+	// write is logged: the change stands, and other instances find it at
+	// their next full read).
+	changed := ""
+	defer func() { r.store.end(changed, r.journalFailed) }()
 	if j.Seq != r.seq {
 		if err := r.catchUp(ctx, j); err != nil {
 			return nil, err
@@ -229,27 +225,20 @@ func (r *registry) write(ctx context.Context, name string, fn func(cur *Server) 
 	if err != nil {
 		return nil, err
 	}
-	// The record is stored: serve it, then journal it for other instances.
-	// A journal that fails to write is logged: the change stands, and other
-	// instances find it at their next full read.
+	changed = name
 	r.apply(name, next, j.Seq+1)
 	if next != nil && next.Enabled && (cur == nil || !cur.Enabled || !sameReach(cur, next)) {
 		// A server just registered, changed or switched on: probe it now
-		// (connect, list, ping), while the journal is written, so that its
-		// first client need not wait and its health and tools show at once.
+		// (connect, list, ping), so that its first client need not wait and
+		// its health and tools show at once.
 		r.probes.now(name)
 	}
-	// The writer has its answer now: the change is stored and served. The
-	// journal entry, for other instances, follows under the same locks;
-	// the next write waits for them.
-	journaling = true
-	go func() {
-		defer unlock()
-		if err := r.store.appendJournal(context.WithoutCancel(ctx), j, name); err != nil {
-			r.log().Error("journaling a registry write", zap.String("server", name), zap.Error(err))
-		}
-	}()
 	return next, nil
+}
+
+// journalFailed logs a journal that could not be written.
+func (r *registry) journalFailed(err error) {
+	r.log().Error("journaling registry writes", zap.Error(err))
 }
 
 // warm starts connecting the upstream of a record about to be written when
@@ -394,7 +383,7 @@ func (r *registry) follow(ctx context.Context) {
 		var err error
 		if time.Since(lastFull) >= fullReadEvery {
 			lastFull = time.Now()
-			r.store.mu.Lock()
+			r.store.quiet()
 			err = r.resync(ctx)
 			r.store.mu.Unlock()
 		} else {
@@ -417,9 +406,10 @@ func (r *registry) followOnce(ctx context.Context) error {
 	if same {
 		return nil
 	}
-	// Local writers hold the process lock while they apply: taking it
-	// keeps their changes and these in the store's order.
-	r.store.mu.Lock()
+	// Local writers take turns while they apply, and their journal is
+	// written by the time no flush runs: taking the turn then keeps their
+	// changes and these in the store's order.
+	r.store.quiet()
 	defer r.store.mu.Unlock()
 	if j, err = r.store.readJournal(ctx); err != nil {
 		return err

@@ -2,8 +2,10 @@ package registryapp
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,4 +100,92 @@ func TestWriteOfNoChangeWritesNothing(t *testing.T) {
 	if j2, err := st.readJournal(ctx); err != nil || j2.Seq != j1.Seq {
 		t.Errorf("an unchanged write moved the journal from %d to %d (%v)", j1.Seq, j2.Seq, err)
 	}
+}
+
+// gatedStorage is the real file storage with a gate on writes of the
+// journal, which wait until it opens, and a count of the write locks taken.
+type gatedStorage struct {
+	*certmagic.FileStorage
+	gate  chan struct{}
+	locks atomic.Int32
+}
+
+func (g *gatedStorage) Store(ctx context.Context, key string, value []byte) error {
+	if key == journalKey {
+		<-g.gate
+	}
+	return g.FileStorage.Store(ctx, key, value)
+}
+
+func (g *gatedStorage) Lock(ctx context.Context, name string) error {
+	g.locks.Add(1)
+	return g.FileStorage.Lock(ctx, name)
+}
+
+// TestWritesDuringAJournalFlush: a write that comes while the journal of
+// the one before is still being written neither waits for it nor takes
+// the storage lock anew; the flush then writes both entries and gives the
+// lock back, so another instance can take it. A failed write with no flush
+// running gives the lock back at once.
+func TestWritesDuringAJournalFlush(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	gs := &gatedStorage{FileStorage: &certmagic.FileStorage{Path: dir}, gate: make(chan struct{})}
+	st := &store{storage: gs}
+	r := newRegistry(st, zap.NewNop())
+	t.Cleanup(func() { _ = r.Destruct() })
+	g, err := newURLGuard(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cfg.Store(&settings{guard: g, probe: ProbeSettings{Disabled: true}})
+	create := func(name string) func(*Server) (*Server, error) {
+		return func(*Server) (*Server, error) {
+			return &Server{SchemaVersion: schemaVersion, Name: name, URL: "https://" + name + ".example.com/mcp", Enabled: true, Revision: 1}, nil
+		}
+	}
+	if _, err := r.write(ctx, "one", create("one")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.write(ctx, "two", create("two"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		close(gs.gate)
+		t.Fatal("a write waited for the journal of the write before it")
+	}
+	if n := gs.locks.Load(); n != 1 {
+		t.Errorf("two writes, the second during the first's journal flush, took the storage lock %d times; want 1", n)
+	}
+
+	other := &certmagic.FileStorage{Path: dir}
+	if ok, err := other.TryLock(ctx, writeLock); err != nil || ok {
+		t.Fatalf("during the flush another instance took the storage lock (%v, %v)", ok, err)
+	}
+	close(gs.gate)
+	st.settle()
+	j, err := (&store{storage: other}).readJournal(ctx)
+	if names, ok := j.since(0); err != nil || !ok || strings.Join(names, ",") != "one,two" {
+		t.Errorf("after the flush another instance reads the changes %v (%v, %v), want one,two", names, ok, err)
+	}
+	if ok, err := other.TryLock(ctx, writeLock); err != nil || !ok {
+		t.Fatalf("after the flush another instance cannot take the storage lock (%v, %v)", ok, err)
+	}
+	_ = other.Unlock(ctx, writeLock)
+
+	refused := errors.New("refused")
+	if _, err := r.write(ctx, "three", func(*Server) (*Server, error) { return nil, refused }); err != refused {
+		t.Fatalf("a refused write: %v", err)
+	}
+	if ok, err := other.TryLock(ctx, writeLock); err != nil || !ok {
+		t.Fatalf("after a refused write another instance cannot take the storage lock (%v, %v)", ok, err)
+	}
+	_ = other.Unlock(ctx, writeLock)
 }

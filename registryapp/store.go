@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,7 +30,17 @@ const (
 // store keeps the registry's records in Caddy's storage.
 type store struct {
 	storage certmagic.Storage
-	mu      sync.Mutex // writers of this process queue here, then take the storage lock
+
+	// Writers of this process take turns on mu; the first takes the
+	// storage's write lock too, so that other instances wait. The journal
+	// entry of a write is written after the write has answered, by one
+	// flusher at a time, and the flush that finds nothing newer gives the
+	// storage lock back. A write that comes during a flush keeps the lock:
+	// it neither waits for the flush nor takes the lock anew.
+	mu      sync.Mutex
+	held    bool          // the storage lock is ours
+	journal *journal      // while held: the journal as it stands, written or not
+	flushed chan struct{} // while a flush runs: closed when it ends
 
 	cacheMu sync.Mutex
 	cached  *journal // as last read or written, while the key's stat says so
@@ -39,6 +48,8 @@ type store struct {
 }
 
 // journal is the sequence of changes: its number, and the latest names.
+// A journal is not changed once made (next makes another), so that
+// writers, the flusher and the cache can share one.
 type journal struct {
 	Seq     int64    `json:"seq"`
 	Changes []change `json:"changes"` // oldest first, at most journalKeep
@@ -124,24 +135,89 @@ func (st *store) removeStale(ctx context.Context, key string) {
 	}
 }
 
-// lock takes the process's and then the storage's write lock: other
-// Caddy instances sharing the storage wait for it too.
-func (st *store) lock(ctx context.Context) (unlock func(), err error) {
+// begin takes this process's turn to write and the storage's write lock,
+// and returns the journal as it stands. end must follow.
+func (st *store) begin(ctx context.Context) (*journal, error) {
 	st.mu.Lock()
-	if err := st.storage.Lock(ctx, writeLock); err != nil {
-		st.mu.Unlock()
-		return nil, fmt.Errorf("locking the registry's storage: %w", err)
+	if !st.held {
+		if err := st.storage.Lock(ctx, writeLock); err != nil {
+			st.mu.Unlock()
+			return nil, fmt.Errorf("locking the registry's storage: %w", err)
+		}
+		j, err := st.readJournal(ctx)
+		if err != nil {
+			_ = st.storage.Unlock(context.WithoutCancel(ctx), writeLock)
+			st.mu.Unlock()
+			return nil, err
+		}
+		st.held, st.journal = true, j
 	}
-	return func() {
-		_ = st.storage.Unlock(context.WithoutCancel(ctx), writeLock)
-		st.mu.Unlock()
-	}, nil
+	return st.journal, nil
 }
 
-// settle waits for the journal entry of the last write to be written.
-func (st *store) settle() {
+// end gives the turn to the next writer. A change (name not "") becomes
+// the journal's next entry, written in the background, failed told of an
+// error; the storage lock is kept until it is written. Without a change,
+// and with no flush running, the storage lock is given back at once.
+func (st *store) end(name string, failed func(error)) {
+	defer st.mu.Unlock()
+	switch {
+	case name != "":
+		st.journal = st.journal.next(name)
+		if st.flushed == nil {
+			st.flushed = make(chan struct{})
+			go st.flush(failed)
+		}
+	case st.flushed == nil:
+		st.release()
+	}
+}
+
+// flush writes the journal until what it wrote is the latest, then gives
+// the storage lock back.
+func (st *store) flush(failed func(error)) {
+	for {
+		st.mu.Lock()
+		j := st.journal
+		st.mu.Unlock()
+		if err := st.writeJournal(context.Background(), j); err != nil {
+			failed(err)
+		}
+		st.mu.Lock()
+		if st.journal == j {
+			st.release()
+			close(st.flushed)
+			st.flushed = nil
+			st.mu.Unlock()
+			return
+		}
+		st.mu.Unlock()
+	}
+}
+
+// release gives the storage lock back. st.mu is held.
+func (st *store) release() {
+	_ = st.storage.Unlock(context.Background(), writeLock)
+	st.held, st.journal = false, nil
+}
+
+// quiet takes the turn once no flush runs: the storage lock is not ours,
+// and the journal in the storage is the latest of this process. The caller
+// unlocks st.mu.
+func (st *store) quiet() {
 	st.mu.Lock()
-	defer st.mu.Unlock() //nolint:staticcheck // an empty critical section: waiting is the point
+	for st.flushed != nil {
+		done := st.flushed
+		st.mu.Unlock()
+		<-done
+		st.mu.Lock()
+	}
+}
+
+// settle waits for the journal entries of past writes to be written.
+func (st *store) settle() {
+	st.quiet()
+	st.mu.Unlock()
 }
 
 // put writes a record whole (its status is not stored).
@@ -166,14 +242,17 @@ func (st *store) remove(ctx context.Context, name string) error {
 	return nil
 }
 
-// appendJournal records a change after j, which it advances. The locks are
-// held.
-func (st *store) appendJournal(ctx context.Context, j *journal, name string) error {
-	j.Seq++
-	j.Changes = append(j.Changes, change{Seq: j.Seq, Name: name})
-	if len(j.Changes) > journalKeep {
-		j.Changes = j.Changes[len(j.Changes)-journalKeep:]
-	}
+// next is the journal with one more change, keeping the latest
+// journalKeep; j is not changed (a flush may be reading it).
+func (j *journal) next(name string) *journal {
+	keep := j.Changes[max(0, len(j.Changes)-journalKeep+1):]
+	n := &journal{Seq: j.Seq + 1, Changes: make([]change, 0, len(keep)+1)}
+	n.Changes = append(append(n.Changes, keep...), change{Seq: n.Seq, Name: name})
+	return n
+}
+
+// writeJournal stores j as the journal. The storage lock is held.
+func (st *store) writeJournal(ctx context.Context, j *journal) error {
 	if err := st.storage.Store(ctx, journalKey, j.encode()); err != nil {
 		return fmt.Errorf("writing the registry's journal: %w", err)
 	}
@@ -234,10 +313,9 @@ func (st *store) readJournal(ctx context.Context) (*journal, error) {
 	}
 	st.cacheMu.Lock()
 	if st.cached != nil && info.Size == st.stat.Size && info.Modified.Equal(st.stat.Modified) {
-		j := *st.cached
+		j := st.cached
 		st.cacheMu.Unlock()
-		j.Changes = slices.Clip(j.Changes) // appends copy
-		return &j, nil
+		return j, nil
 	}
 	st.cacheMu.Unlock()
 	b, err := st.storage.Load(ctx, journalKey)
@@ -254,13 +332,10 @@ func (st *store) readJournal(ctx context.Context) (*journal, error) {
 		return &journal{}, nil
 	}
 	st.remember(&j, info) // the stat from before the read: a write since shows
-	out := j
-	out.Changes = slices.Clip(out.Changes)
-	return &out, nil
+	return &j, nil
 }
 
-// remember caches the journal with its key's stat. j is not changed
-// afterwards: readers get a copy whose appends copy (readJournal).
+// remember caches the journal with its key's stat.
 func (st *store) remember(j *journal, info certmagic.KeyInfo) {
 	st.cacheMu.Lock()
 	defer st.cacheMu.Unlock()

@@ -25,26 +25,24 @@ func TestStoreRecordsAndJournal(t *testing.T) {
 	if j, err := st.readJournal(ctx); err != nil || j.Seq != 0 {
 		t.Fatalf("an empty storage's journal: %+v %v", j, err)
 	}
-	unlock, err := st.lock(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j := &journal{}
+	failed := func(err error) { t.Errorf("writing the journal: %v", err) }
 	for _, name := range []string{"a", "b", "c"} {
+		if _, err := st.begin(ctx); err != nil {
+			t.Fatal(err)
+		}
 		if err := st.put(ctx, &Server{SchemaVersion: 1, Name: name, URL: "https://" + name + ".example.com/mcp", Status: &Status{Health: HealthHealthy}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.appendJournal(ctx, j, name); err != nil {
-			t.Fatal(err)
-		}
+		st.end(name, failed)
+	}
+	if _, err := st.begin(ctx); err != nil {
+		t.Fatal(err)
 	}
 	if err := st.remove(ctx, "b"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.appendJournal(ctx, j, "b"); err != nil {
-		t.Fatal(err)
-	}
-	unlock()
+	st.end("b", failed)
+	st.settle()
 
 	// What other instances read: the journal from its start, and records
 	// whole, without the status (observed, never stored).
