@@ -173,17 +173,25 @@ func (l *LiveSet) Routes() []LiveRoute {
 	return routes
 }
 
-// Probe checks a server: it connects if there is no session (initialize
-// and list), then pings. It returns the round trip; the tools reach the
-// observer with the listing.
+// Probe checks a server: a session there is gets a ping; without one, the
+// connect (initialize and list) is the check. It returns the time taken;
+// the tools reach the observer with the listing.
 func (l *LiveSet) Probe(ctx context.Context, name string) (time.Duration, error) {
 	v, ok := l.servers.Load(name)
 	if !ok {
 		return 0, fmt.Errorf("unknown MCP server %q", name)
 	}
 	u := v.(*liveServer).m.up
+	u.mu.Lock()
+	connecting := u.session == nil
+	u.mu.Unlock()
 	start := time.Now()
-	err := u.call(ctx, func(ctx context.Context, cs *mcp.ClientSession) error { return cs.Ping(ctx, nil) })
+	err := u.call(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
+		if connecting {
+			return nil // the connect was the check: initialize and list
+		}
+		return cs.Ping(ctx, nil)
+	})
 	return time.Since(start), err
 }
 

@@ -18,9 +18,9 @@ const (
 	maxProbesAtOnce      = 16
 )
 
-// prober probes each enabled server at its interval: it connects (initialize
-// and list) if there is no session, then pings, through the same upstream
-// the gateway uses. A timer per server, a bounded number at once.
+// prober probes each enabled server at its interval: it pings the session,
+// or connects (initialize and list) if there is none, through the same
+// upstream the gateway uses. A timer per server, a bounded number at once.
 type prober struct {
 	r *registry
 
