@@ -260,6 +260,11 @@ func smallRegistry(ctx context.Context, c config, bin, work string, up *upstream
 		if err := checkServers(ctx, cd, c.small); err != nil {
 			return err
 		}
+		r, err := directInitialize(ctx, cd, up, c.writes, c.warmWrites, logw)
+		if err != nil {
+			return err
+		}
+		res.serve = append(res.serve, r)
 		for _, probe := range []bool{true, false} {
 			r, err := registryWriteServe(ctx, cd, up, fmt.Sprintf("registry, %d servers", c.small), probe, c.writes, c.warmWrites, logw)
 			if err != nil {

@@ -21,21 +21,27 @@ func report(w io.Writer, c config, root string, res *results, took time.Duration
 	fmt.Fprintf(w, "\n## mcp_registry benchmark\n\n")
 	fmt.Fprintf(w, "Command: `%s` — %s in all.\n\n", benchkit.Command("./bench/registry"), took)
 	fmt.Fprintf(w, "Machine: %s; caddy-mcp %s. Caddy built from ./cmd/caddy without -race, a separate process, logs at WARN, "+
-		"file_system storage; the registry with `allowed_networks: [loopback]` and the health probe off; one site with "+
+		"file_system storage; the registry with `allowed_networks: [loopback]` and the health probe at its defaults (off for the servers registered in bulk); one site with "+
 		"`mcp_registry_api` and `mcp_gateway` with `registry: true`. Upstream: the bench's own go-sdk server process on loopback "+
 		"(an echo server with sessions, and tool servers of %d generated tools each, stateless).\n",
 		benchkit.Machine(), commit(root), toolsPerServer)
 
 	fmt.Fprintf(w, "\n### Registry write → serving, beside plain Caddy's admin-API route change\n\n")
 	fmt.Fprintf(w, "Registry: `POST /api/servers {name, url}` (the echo upstream), then `POST` initialize to `/servers/<name>/mcp` until it answers 200 "+
-		"(the gateway connects to the upstream meanwhile: initialize and list); \"serving\" is from sending the write to that 200. Each server is deleted "+
-		"again, untimed, so the registry keeps its size. Plain Caddy: `POST /config/apps/http/servers/%s/routes` with a `reverse_proxy` route to the "+
+		"(the gateway connects to the upstream meanwhile: initialize and list); \"serving\" is from sending the write to that 200. With the default "+
+		"probe, the write starts that connect; with the probe off (`\"probe\": {\"disabled\": true}` in the record), the first initialize does. "+
+		"Each server is deleted again, untimed, so the registry keeps its size. The floor: initialize straight to the upstream on a new connection, "+
+		"no write and no Caddy. Plain Caddy: `POST /config/apps/http/servers/%s/routes` with a `reverse_proxy` route to the "+
 		"same upstream (a full config reload), then initialize through it until 200; the route is deleted again, untimed. %d samples each after %d "+
 		"unmeasured; every sample on a new connection (a reload closes kept-alive ones).\n\n", benchkit.SiteName, c.writes, c.warmWrites)
 	fmt.Fprintln(w, "| change | write answer p50 ms | p99 ms | first initialize p50 ms | p99 ms | **serving p50 ms** | **p99 ms** | max ms | non-200 before serving | others (cores) |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range res.serve {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %d | %.2f |\n", r.label, fmtMs(r.write.pct(.5)), fmtMs(r.write.pct(.99)),
+		wrote50, wrote99 := fmtMs(r.write.pct(.5)), fmtMs(r.write.pct(.99))
+		if len(r.write) == 0 { // the floor: nothing written
+			wrote50, wrote99 = "—", "—"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %d | %.2f |\n", r.label, wrote50, wrote99,
 			fmtMs(r.init.pct(.5)), fmtMs(r.init.pct(.99)), fmtMs(r.serve.pct(.5)), fmtMs(r.serve.pct(.99)), fmtMs(r.serve.max()), r.retries, r.others)
 	}
 	fmt.Fprintln(w, "| the design this replaces: the gateway polls every 30 s, then reloads nginx | — | — | — | — | ~15,000 (mean wait) | 30,000 + reload | — | — | — |")

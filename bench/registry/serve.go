@@ -87,6 +87,22 @@ func registryWriteServe(ctx context.Context, c *caddyProc, up *upstreamProc, lab
 	})
 }
 
+// directInitialize is the floor under the rows: no write and no Caddy, an
+// initialize on a new connection straight to the echo upstream (the
+// machine's loopback round trips and the upstream's session setup), timed
+// as sampleChanges times a change's route.
+func directInitialize(ctx context.Context, c *caddyProc, up *upstreamProc, n, warm int, logw io.Writer) (*serveResult, error) {
+	client := newHTTPClient("h1")
+	defer client.CloseIdleConnections()
+	r, err := sampleChanges(ctx, c, up, client, "direct to the upstream, no Caddy (the floor)", n, warm, 100, logw, func(int) (string, func() error, error) {
+		return up.echoURL(false), func() error { return nil }, nil
+	})
+	if r != nil {
+		r.write = nil // nothing was written
+	}
+	return r, err
+}
+
 // sampleChanges times warm+n changes, one at a time, measuring the last n:
 // change makes one and returns the route it opens and how to undo it
 // (untimed); each sample then waits for the route to answer initialize.
