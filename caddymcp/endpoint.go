@@ -243,21 +243,26 @@ const statelessProtocol = "2026-07-28"
 // still connecting: it serves the others meanwhile, and the connects go on.
 const aggregateWait = 3 * time.Second
 
-// ready connects the members that have no catalog yet, in parallel. It
-// reports the first failure; the aggregate serves whatever is up regardless.
+// ready connects the members whose catalog the endpoint has not mirrored
+// yet, in parallel (a connect ends once its catalog is mirrored). It reports
+// the first failure; the aggregate serves whatever is up regardless.
 func (e *endpoint) ready(ctx context.Context) error {
 	if e.aggregate {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, aggregateWait)
 		defer cancel()
 	}
-	var wg sync.WaitGroup
-	members := e.memberList()
-	errs := make([]error, len(members))
-	for i, m := range members {
-		if m.up.catalog.Load() != nil {
-			continue
+	var pending []*member
+	e.mu.Lock()
+	for _, m := range e.memberList() {
+		if n := e.owned[m]; n == nil || !n.listed {
+			pending = append(pending, m)
 		}
+	}
+	e.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(pending))
+	for i, m := range pending {
 		wg.Go(func() { _, errs[i] = m.up.connected(ctx) })
 	}
 	wg.Wait()
@@ -275,8 +280,21 @@ func (e *endpoint) ready(ctx context.Context) error {
 // levels, and puts new sessions on the fast path.
 func (e *endpoint) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		var hello *mcp.InitializeResult // a one-server endpoint's upstream's answer to initialize
 		switch method {
-		case "initialize", "server/discover", "tools/list", "prompts/list", "resources/list", "resources/templates/list",
+		case "initialize":
+			if e.aggregate {
+				_ = e.ready(ctx) // it serves whatever members are up
+				break
+			}
+			// The upstream's answer to initialize is all a one-server
+			// endpoint needs: the lists follow while the client goes on
+			// (the methods below wait for them).
+			var err error
+			if hello, err = e.memberList()[0].up.hello(ctx); err != nil {
+				return nil, toRPCError(err)
+			}
+		case "server/discover", "tools/list", "prompts/list", "resources/list", "resources/templates/list",
 			"tools/call", "prompts/get", "resources/read", "resources/subscribe", "completion/complete":
 			if err := e.ready(ctx); err != nil && !e.aggregate {
 				return nil, toRPCError(err)
@@ -300,7 +318,7 @@ func (e *endpoint) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			return res, err
 		}
 		if !e.aggregate {
-			e.passIdentity(res)
+			e.passIdentity(res, hello)
 		}
 		// Sessions of the Streamable HTTP handler, the only one that sets
 		// a header and a session id, go on the fast path.
@@ -312,18 +330,18 @@ func (e *endpoint) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	}
 }
 
-// passIdentity gives a one-server endpoint's initialize or discover result
-// the upstream's serverInfo and instructions.
-func (e *endpoint) passIdentity(res mcp.Result) {
-	cat := e.memberList()[0].up.catalog.Load()
-	if cat == nil {
-		return
-	}
+// passIdentity gives a one-server endpoint's initialize result (with hello,
+// its upstream's) or discover result the upstream's serverInfo and
+// instructions.
+func (e *endpoint) passIdentity(res mcp.Result, hello *mcp.InitializeResult) {
 	switch r := res.(type) {
 	case *mcp.InitializeResult:
-		r.ServerInfo = cat.init.ServerInfo
-		r.Instructions = cat.init.Instructions
+		r.ServerInfo, r.Instructions = hello.ServerInfo, hello.Instructions
 	case *mcp.DiscoverResult:
+		cat := e.memberList()[0].up.catalog.Load()
+		if cat == nil {
+			return
+		}
 		r.Instructions = cat.init.Instructions
 		if r.Meta == nil {
 			r.Meta = mcp.Meta{}

@@ -328,9 +328,12 @@ func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSessi
 	if json.Unmarshal(msg.Params, &params) != nil || json.Unmarshal(params["name"], &name) != nil {
 		return false
 	}
-	e.mu.Lock()
-	x, ok := e.tools[name]
-	e.mu.Unlock()
+	x, ok := e.tool(name)
+	if !ok && e.ready(r.Context()) == nil {
+		// A member may still be listing (a client can call right after
+		// initialize): look again once it has.
+		x, ok = e.tool(name)
+	}
 	if !ok {
 		return false
 	}

@@ -80,12 +80,18 @@ func (e *endpoint) target(method string, req mcp.Request) (server, tool string) 
 // exposes as name; for a tool of no member (the registry's search), no
 // server and the name itself.
 func (e *endpoint) toolTarget(name string) (server, tool string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if x, ok := e.tools[name]; ok {
+	if x, ok := e.tool(name); ok {
 		return x.m.cfg.Name, x.name
 	}
 	return "", name
+}
+
+// tool is the mirrored tool of an exposed name.
+func (e *endpoint) tool(name string) (*mirrored[*mcp.Tool], bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	x, ok := e.tools[name]
+	return x, ok
 }
 
 func (e *endpoint) promptOwner(name string) *member {

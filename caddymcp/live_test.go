@@ -19,7 +19,9 @@ func TestProbeConnectsOrPings(t *testing.T) {
 	seen := map[string]int{}
 	up := mcp.NewServer(&mcp.Implementation{Name: "probed", Version: "1"}, nil)
 	up.AddTool(&mcp.Tool{Name: "t", InputSchema: map[string]any{"type": "object"}},
-		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) { return &mcp.CallToolResult{}, nil })
+		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{}, nil
+		})
 	up.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			mu.Lock()

@@ -18,9 +18,10 @@ import (
 // settle collisions stay whole.
 
 // memberNames are the names under which the endpoint exposes a member's
-// items.
+// items, and whether they are from a catalog (listed) or there was none yet.
 type memberNames struct {
 	tools, prompts, resources, templates []string
+	listed                               bool
 }
 
 // memberList is the endpoint's members as they are now.
@@ -103,8 +104,9 @@ func (e *endpoint) mirrorMember(m *member) {
 		e.mirrorAll()
 		return
 	}
-	tools, prompts, resources, templates := itemsOf(m)
-	next := &memberNames{}
+	cat := m.up.catalog.Load()
+	tools, prompts, resources, templates := itemsOf(m, cat)
+	next := &memberNames{listed: cat != nil}
 	nt, ok1 := plainNames(e.tools, m, tools, e.exposed)
 	np, ok2 := plainNames(e.prompts, m, prompts, e.exposed)
 	nr, ok3 := plainNames(e.resources, m, resources, uriOf)
@@ -131,8 +133,11 @@ func (e *endpoint) mirrorAll() {
 	var resources []*mirrored[*mcp.Resource]
 	var templates []*mirrored[*mcp.ResourceTemplate]
 	members := e.memberList()
-	for _, m := range members {
-		t, p, r, tm := itemsOf(m)
+	listed := make([]bool, len(members))
+	for i, m := range members {
+		cat := m.up.catalog.Load()
+		listed[i] = cat != nil
+		t, p, r, tm := itemsOf(m, cat)
 		tools, prompts = append(tools, t...), append(prompts, p...)
 		resources, templates = append(resources, r...), append(templates, tm...)
 	}
@@ -142,8 +147,8 @@ func (e *endpoint) mirrorAll() {
 	ntm, c4 := firstByName(templates)
 	e.contested = e.aggregate && (c1 || c2 || c3 || c4)
 	clear(e.owned)
-	for _, m := range members {
-		e.owned[m] = &memberNames{}
+	for i, m := range members {
+		e.owned[m] = &memberNames{listed: listed[i]}
 	}
 	syncAll(e.tools, nt, e.mirrorTool, e.server.RemoveTools, func(n string, m *member) { e.owned[m].tools = append(e.owned[m].tools, n) })
 	syncAll(e.prompts, np, e.mirrorPrompt, e.server.RemovePrompts, func(n string, m *member) { e.owned[m].prompts = append(e.owned[m].prompts, n) })
@@ -152,8 +157,7 @@ func (e *endpoint) mirrorAll() {
 }
 
 // itemsOf lists what a member's catalog offers, its tool filter applied.
-func itemsOf(m *member) (tools []*mirrored[*mcp.Tool], prompts []*mirrored[*mcp.Prompt], resources []*mirrored[*mcp.Resource], templates []*mirrored[*mcp.ResourceTemplate]) {
-	cat := m.up.catalog.Load()
+func itemsOf(m *member, cat *catalog) (tools []*mirrored[*mcp.Tool], prompts []*mirrored[*mcp.Prompt], resources []*mirrored[*mcp.Resource], templates []*mirrored[*mcp.ResourceTemplate]) {
 	if cat == nil {
 		return
 	}

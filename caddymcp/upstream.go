@@ -47,7 +47,7 @@ type upstream struct {
 
 	mu         sync.Mutex
 	session    *mcp.ClientSession
-	connecting chan struct{} // non-nil while a connect runs; closed when it ends
+	connecting *attempt // non-nil while a connect runs
 	lastErr    error
 	failures   int       // consecutive failures, reset by a session that lasts
 	since      time.Time // when the current session was established
@@ -230,65 +230,129 @@ func (u *upstream) remoteURL() string {
 	return u.cfg.Remote.URL
 }
 
+// attempt is one connect, which callers wait for: greeted is closed once
+// the server has answered initialize (greeting) or the attempt is over, done
+// once it is over (err: why it failed).
+type attempt struct {
+	greeted, done chan struct{}
+	greeting      *mcp.InitializeResult
+	err           error
+}
+
 // connected returns the live session, connecting if there is none. Callers
 // that arrive while a connect runs wait for it; within the backoff after a
 // failure they get the failure at once instead of piling up connects.
 func (u *upstream) connected(ctx context.Context) (*mcp.ClientSession, error) {
 	for {
 		u.mu.Lock()
-		switch {
-		case u.closed:
-			u.mu.Unlock()
-			return nil, u.unavailable(errors.New("the upstream was stopped"))
-		case u.session != nil:
-			cs := u.session
-			u.mu.Unlock()
-			return cs, nil
-		case u.connecting != nil:
-			wait := u.connecting
-			u.mu.Unlock()
-			select {
-			case <-wait:
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		case u.lastErr != nil && time.Now().Before(u.retryAt):
-			err := u.unavailable(u.lastErr)
-			err.retry = time.Until(u.retryAt)
-			u.mu.Unlock()
-			return nil, err
-		}
-		done := make(chan struct{})
-		u.connecting = done
+		cs, a, err := u.state()
 		u.mu.Unlock()
-
-		// The connect must not die with the first caller's request: others wait on it.
-		cs, err := u.connect()
-
-		u.mu.Lock()
-		u.connecting = nil
-		close(done)
-		if err != nil {
-			u.failed(err)
-			err := u.unavailable(err)
-			obs := u.observerList()
-			u.mu.Unlock()
-			for _, o := range obs {
-				o.unavailable(u, err)
+		if cs != nil || err != nil {
+			return cs, err
+		}
+		select {
+		case <-a.done:
+			if a.err != nil {
+				return nil, u.unavailable(a.err)
 			}
-			return nil, err
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		if u.closed {
-			u.mu.Unlock()
-			cs.Close()
-			continue
-		}
-		u.session, u.lastErr, u.since = cs, nil, time.Now()
-		u.mu.Unlock()
-		go u.supervise(cs)
-		return cs, nil
 	}
+}
+
+// hello returns the server's answer to initialize: the session's, or, while
+// a connect runs, that connect's as soon as the server has answered, before
+// its catalog is listed. A client's initialize needs no more: its lists
+// come a round trip later, and the catalog meanwhile.
+func (u *upstream) hello(ctx context.Context) (*mcp.InitializeResult, error) {
+	for {
+		u.mu.Lock()
+		cs, a, err := u.state()
+		u.mu.Unlock()
+		if cs != nil || err != nil {
+			if err != nil {
+				return nil, err
+			}
+			return cs.InitializeResult(), nil
+		}
+		select {
+		case <-a.greeted:
+			u.mu.Lock()
+			res, aerr := a.greeting, a.err
+			u.mu.Unlock()
+			if res != nil {
+				return res, nil
+			}
+			if aerr != nil {
+				return nil, u.unavailable(aerr)
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// state is the session, or the connect to wait for (started if there is
+// none and the backoff allows), or why there is neither. u.mu is held.
+func (u *upstream) state() (*mcp.ClientSession, *attempt, error) {
+	switch {
+	case u.closed:
+		return nil, nil, u.unavailable(errors.New("the upstream was stopped"))
+	case u.session != nil:
+		return u.session, nil, nil
+	case u.connecting != nil:
+		return nil, u.connecting, nil
+	case u.lastErr != nil && time.Now().Before(u.retryAt):
+		err := u.unavailable(u.lastErr)
+		err.retry = time.Until(u.retryAt)
+		return nil, nil, err
+	}
+	a := &attempt{greeted: make(chan struct{}), done: make(chan struct{})}
+	u.connecting = a
+	// The connect runs on its own: it must not die with the request that
+	// started it, others wait on it.
+	go u.connect(a)
+	return nil, a, nil
+}
+
+// greet records the server's answer to initialize, or the end of the
+// attempt (nil), and wakes whoever waits for it. u.mu is held.
+func (a *attempt) greet(res *mcp.InitializeResult) {
+	select {
+	case <-a.greeted:
+	default:
+		a.greeting = res
+		close(a.greeted)
+	}
+}
+
+// finish records how an attempt ended: the new session, or the failure
+// (which the observers hear of).
+func (u *upstream) finish(a *attempt, cs *mcp.ClientSession, err error) {
+	u.mu.Lock()
+	u.connecting = nil
+	a.err = err
+	a.greet(nil)
+	defer close(a.done)
+	if err != nil {
+		u.failed(err)
+		err := u.unavailable(err)
+		obs := u.observerList()
+		u.mu.Unlock()
+		for _, o := range obs {
+			o.unavailable(u, err)
+		}
+		return
+	}
+	if u.closed {
+		u.mu.Unlock()
+		cs.Close()
+		return
+	}
+	u.session, u.lastErr, u.since = cs, nil, time.Now()
+	u.mu.Unlock()
+	go u.supervise(cs)
 }
 
 // failed records a connect failure and schedules the next attempt. u.mu is held.
@@ -300,8 +364,16 @@ func (u *upstream) failed(err error) {
 	u.logger.Warn("upstream unavailable", zap.Error(err), zap.Int("failures", u.failures))
 }
 
-// connect starts the server, initializes a session and lists its catalog.
-func (u *upstream) connect() (*mcp.ClientSession, error) {
+// connect starts the server, initializes a session and lists its catalog,
+// and finishes a with the outcome.
+func (u *upstream) connect(a *attempt) {
+	cs, err := u.dial(a)
+	u.finish(a, cs, err)
+}
+
+// dial starts the server, initializes a session (a greeted) and lists its
+// catalog.
+func (u *upstream) dial(a *attempt) (*mcp.ClientSession, error) {
 	timeout := 30 * time.Second
 	if u.cfg.Remote != nil {
 		timeout = cmp.Or(time.Duration(u.cfg.Remote.Timeout), 10*time.Second)
@@ -323,6 +395,9 @@ func (u *upstream) connect() (*mcp.ClientSession, error) {
 	if err != nil {
 		return nil, err
 	}
+	u.mu.Lock()
+	a.greet(cs.InitializeResult())
+	u.mu.Unlock()
 	cat, err := listCatalog(ctx, cs)
 	if err != nil && ctx.Err() == nil {
 		// A server that has just restarted may drop a request's stream
