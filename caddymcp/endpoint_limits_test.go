@@ -2,14 +2,11 @@ package caddymcp
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -21,16 +18,7 @@ func TestEndpointLimitsOnTheFastPath(t *testing.T) {
 	s := newSlowServer(t)
 	g := &Gateway{Servers: []*ServerConfig{{Name: "slow-ep", Remote: &RemoteConfig{URL: s.url},
 		MaxConcurrentCalls: 1, QueueTimeout: caddy.Duration(200 * time.Millisecond), CallTimeout: caddy.Duration(time.Second)}}}
-	cctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	if err := g.Provision(cctx); err != nil {
-		t.Fatal(err)
-	}
-	defer g.Cleanup()
-	h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = g.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { http.NotFound(w, r); return nil }))
-	}))
-	defer h.Close()
+	h := serveGateway(t, g)
 
 	ctx, stop := context.WithTimeout(context.Background(), 20*time.Second)
 	defer stop()

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -76,21 +74,12 @@ func TestInterceptorsOnTheFastPath(t *testing.T) {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "echo: " + args.Text}}}, nil
 		})
 	upstream := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return up }, nil))
-	defer upstream.Close()
+	t.Cleanup(upstream.Close) // after the gateway's cleanup, which ends its streams
 
 	g := &Gateway{Servers: []*ServerConfig{{Name: "echo-fi", Remote: &RemoteConfig{URL: upstream.URL}}}}
-	cctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	if err := g.Provision(cctx); err != nil {
-		t.Fatal(err)
-	}
-	defer g.Cleanup()
+	h := serveGateway(t, g)
 	j := &judge{}
 	g.chain = chain{{"judge", j}}
-	h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = g.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { http.NotFound(w, r); return nil }))
-	}))
-	defer h.Close()
 
 	ctx, stop := context.WithTimeout(context.Background(), 20*time.Second)
 	defer stop()

@@ -3,10 +3,14 @@ package caddymcp
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -129,4 +133,20 @@ func toolText(res *mcp.CallToolResult) string {
 // entryText is a log entry as text: its message and every field.
 func entryText(e observer.LoggedEntry) string {
 	return fmt.Sprintf("%s %v", e.Message, e.ContextMap())
+}
+
+// serveGateway provisions g and serves it on loopback until the test ends.
+func serveGateway(t *testing.T, g *Gateway) *httptest.Server {
+	t.Helper()
+	cctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := g.Provision(cctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Cleanup() })
+	h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = g.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { http.NotFound(w, r); return nil }))
+	}))
+	t.Cleanup(h.Close)
+	return h
 }

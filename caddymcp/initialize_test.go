@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -46,16 +44,7 @@ func TestInitializeBeforeTheCatalog(t *testing.T) {
 	}()
 
 	g := &Gateway{Servers: []*ServerConfig{{Name: "slow", Remote: &RemoteConfig{URL: upstream.URL}}}}
-	cctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	if err := g.Provision(cctx); err != nil {
-		t.Fatal(err)
-	}
-	defer g.Cleanup()
-	h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = g.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { http.NotFound(w, r); return nil }))
-	}))
-	defer h.Close()
+	h := serveGateway(t, g)
 
 	ctx, stop := context.WithTimeout(context.Background(), 20*time.Second)
 	defer stop()

@@ -67,12 +67,10 @@ func TestDialControlFollowsTheGuardInForce(t *testing.T) {
 	}
 }
 
-// TestWriteOfNoChangeWritesNothing: a write whose function hands back the
-// stored record (an enable of an enabled server, an import of what is
-// there) stores and journals nothing.
-func TestWriteOfNoChangeWritesNothing(t *testing.T) {
-	ctx := context.Background()
-	st := &store{storage: &certmagic.FileStorage{Path: t.TempDir()}}
+// probelessRegistry is a registry on st, not started (no polling), with
+// the probe off, destroyed when the test ends.
+func probelessRegistry(t *testing.T, st *store) *registry {
+	t.Helper()
 	r := newRegistry(st, zap.NewNop())
 	t.Cleanup(func() { _ = r.Destruct() })
 	g, err := newURLGuard(nil)
@@ -80,6 +78,16 @@ func TestWriteOfNoChangeWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.cfg.Store(&settings{guard: g, probe: ProbeSettings{Disabled: true}})
+	return r
+}
+
+// TestWriteOfNoChangeWritesNothing: a write whose function hands back the
+// stored record (an enable of an enabled server, an import of what is
+// there) stores and journals nothing.
+func TestWriteOfNoChangeWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	st := &store{storage: &certmagic.FileStorage{Path: t.TempDir()}}
+	r := probelessRegistry(t, st)
 	rec := &Server{SchemaVersion: schemaVersion, Name: "x", URL: "https://x.example.com/mcp", Enabled: true, Revision: 1}
 	if _, err := r.write(ctx, "x", func(*Server) (*Server, error) { return rec, nil }); err != nil {
 		t.Fatal(err)
@@ -132,13 +140,7 @@ func TestWritesDuringAJournalFlush(t *testing.T) {
 	dir := t.TempDir()
 	gs := &gatedStorage{FileStorage: &certmagic.FileStorage{Path: dir}, gate: make(chan struct{})}
 	st := &store{storage: gs}
-	r := newRegistry(st, zap.NewNop())
-	t.Cleanup(func() { _ = r.Destruct() })
-	g, err := newURLGuard(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.cfg.Store(&settings{guard: g, probe: ProbeSettings{Disabled: true}})
+	r := probelessRegistry(t, st)
 	create := func(name string) func(*Server) (*Server, error) {
 		return func(*Server) (*Server, error) {
 			return &Server{SchemaVersion: schemaVersion, Name: name, URL: "https://" + name + ".example.com/mcp", Enabled: true, Revision: 1}, nil
