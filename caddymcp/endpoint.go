@@ -52,7 +52,8 @@ type endpoint struct {
 	templates map[string]*mirrored[*mcp.ResourceTemplate]
 	byUp      map[*upstream]*member
 	owned     map[*member]*memberNames
-	contested bool // names or URIs collide: each change mirrors everything
+	unlisted  map[*member]struct{} // members mirrored before their catalog came (ready waits for those)
+	contested bool                 // names or URIs collide: each change mirrors everything
 
 	sseOwners sync.Map // legacy SSE session id → the principal that opened it
 
@@ -144,6 +145,7 @@ func newEndpoint(key string, aggregate bool, members []*member, opts endpointOpt
 		templates:      map[string]*mirrored[*mcp.ResourceTemplate]{},
 		byUp:           map[*upstream]*member{},
 		owned:          map[*member]*memberNames{},
+		unlisted:       map[*member]struct{}{},
 	}
 	e.members.Store(&members)
 	e.fast.timeout = opts.SessionTimeout
@@ -252,12 +254,10 @@ func (e *endpoint) ready(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, aggregateWait)
 		defer cancel()
 	}
-	var pending []*member
 	e.mu.Lock()
-	for _, m := range e.memberList() {
-		if n := e.owned[m]; n == nil || !n.listed {
-			pending = append(pending, m)
-		}
+	pending := make([]*member, 0, len(e.unlisted))
+	for m := range e.unlisted {
+		pending = append(pending, m)
 	}
 	e.mu.Unlock()
 	var wg sync.WaitGroup

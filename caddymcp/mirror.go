@@ -18,10 +18,9 @@ import (
 // settle collisions stay whole.
 
 // memberNames are the names under which the endpoint exposes a member's
-// items, and whether they are from a catalog (listed) or there was none yet.
+// items.
 type memberNames struct {
 	tools, prompts, resources, templates []string
-	listed                               bool
 }
 
 // memberList is the endpoint's members as they are now.
@@ -68,6 +67,7 @@ func (e *endpoint) removeMember(m *member) {
 		delete(e.byUp, m.up)
 	}
 	m.up.unwatch(e)
+	delete(e.unlisted, m)
 	if e.contested {
 		e.mirrorAll() // a name it held may now go to another member
 		return
@@ -105,8 +105,13 @@ func (e *endpoint) mirrorMember(m *member) {
 		return
 	}
 	cat := m.up.catalog.Load()
+	if cat != nil {
+		delete(e.unlisted, m)
+	} else {
+		e.unlisted[m] = struct{}{}
+	}
 	tools, prompts, resources, templates := itemsOf(m, cat)
-	next := &memberNames{listed: cat != nil}
+	next := &memberNames{}
 	nt, ok1 := plainNames(e.tools, m, tools, e.exposed)
 	np, ok2 := plainNames(e.prompts, m, prompts, e.exposed)
 	nr, ok3 := plainNames(e.resources, m, resources, uriOf)
@@ -133,10 +138,12 @@ func (e *endpoint) mirrorAll() {
 	var resources []*mirrored[*mcp.Resource]
 	var templates []*mirrored[*mcp.ResourceTemplate]
 	members := e.memberList()
-	listed := make([]bool, len(members))
-	for i, m := range members {
+	clear(e.unlisted)
+	for _, m := range members {
 		cat := m.up.catalog.Load()
-		listed[i] = cat != nil
+		if cat == nil {
+			e.unlisted[m] = struct{}{}
+		}
 		t, p, r, tm := itemsOf(m, cat)
 		tools, prompts = append(tools, t...), append(prompts, p...)
 		resources, templates = append(resources, r...), append(templates, tm...)
@@ -147,8 +154,8 @@ func (e *endpoint) mirrorAll() {
 	ntm, c4 := firstByName(templates)
 	e.contested = e.aggregate && (c1 || c2 || c3 || c4)
 	clear(e.owned)
-	for i, m := range members {
-		e.owned[m] = &memberNames{listed: listed[i]}
+	for _, m := range members {
+		e.owned[m] = &memberNames{}
 	}
 	syncAll(e.tools, nt, e.mirrorTool, e.server.RemoveTools, func(n string, m *member) { e.owned[m].tools = append(e.owned[m].tools, n) })
 	syncAll(e.prompts, np, e.mirrorPrompt, e.server.RemovePrompts, func(n string, m *member) { e.owned[m].prompts = append(e.owned[m].prompts, n) })
