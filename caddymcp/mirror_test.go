@@ -15,7 +15,7 @@ import (
 // catalogUpstream is an upstream that never connects, with a catalog of
 // the given tools (and a prompt and a resource of the same names).
 func catalogUpstream(server string, tools ...string) *upstream {
-	u := &upstream{cfg: &ServerConfig{Name: server}, watchers: map[*endpoint]struct{}{}, observers: map[upstreamObserver]struct{}{}}
+	u := &upstream{cfg: &ServerConfig{Name: server}}
 	u.catalog.Store(catalogOf(tools...))
 	return u
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,8 +54,8 @@ type upstream struct {
 	since      time.Time // when the current session was established
 	retryAt    time.Time
 	closed     bool
-	watchers   map[*endpoint]struct{}
-	observers  map[upstreamObserver]struct{}
+	watchers   []*endpoint        // copy-on-write: readers take the slice
+	observers  []upstreamObserver // copy-on-write: readers take the slice
 
 	catalog atomic.Pointer[catalog]
 	relists sync.Mutex // one relist at a time, each from the newest catalog
@@ -98,7 +99,7 @@ func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
 	logs, logger := newLogRelay(logger)
 	redact := newRedactor(cfg)
 	logger = redactLogs(logger, redact).With(zap.String("server", cfg.Name))
-	u := &upstream{cfg: cfg, logs: logs, logger: logger, redact: redact, watchers: map[*endpoint]struct{}{}, observers: map[upstreamObserver]struct{}{}}
+	u := &upstream{cfg: cfg, logs: logs, logger: logger, redact: redact}
 	u.setLimits(cfg)
 	maxMessage := cmp.Or(cfg.MaxMessageSize, defaultMaxMessageSize)
 	switch {
@@ -664,48 +665,59 @@ type upstreamObserver interface {
 
 func (u *upstream) observe(o upstreamObserver) {
 	u.mu.Lock()
-	u.observers[o] = struct{}{}
+	u.observers = withItem(u.observers, o)
 	u.mu.Unlock()
 }
 
 func (u *upstream) unobserve(o upstreamObserver) {
 	u.mu.Lock()
-	delete(u.observers, o)
+	u.observers = withoutItem(u.observers, o)
 	u.mu.Unlock()
 }
 
-// observerList copies the observers. u.mu is held.
-func (u *upstream) observerList() []upstreamObserver {
-	obs := make([]upstreamObserver, 0, len(u.observers))
-	for o := range u.observers {
-		obs = append(obs, o)
-	}
-	return obs
-}
+// observerList is the observers, not to be changed. u.mu is held.
+func (u *upstream) observerList() []upstreamObserver { return u.observers }
 
 func (u *upstream) watch(e *endpoint) {
 	u.mu.Lock()
-	u.watchers[e] = struct{}{}
+	u.watchers = withItem(u.watchers, e)
 	u.mu.Unlock()
 }
 
 func (u *upstream) unwatch(e *endpoint) {
 	u.mu.Lock()
-	delete(u.watchers, e)
+	u.watchers = withoutItem(u.watchers, e)
 	u.mu.Unlock()
 }
 
 // forEachWatcher calls fn for each endpoint that mirrors u, outside u.mu.
 func (u *upstream) forEachWatcher(fn func(*endpoint)) {
 	u.mu.Lock()
-	watchers := make([]*endpoint, 0, len(u.watchers))
-	for e := range u.watchers {
-		watchers = append(watchers, e)
-	}
+	watchers := u.watchers
 	u.mu.Unlock()
 	for _, e := range watchers {
 		fn(e)
 	}
+}
+
+// withItem is set s with x, a new slice if x is new: s is shared with
+// readers and never changed. An upstream has one or two watchers and
+// observers, and a registry thousands of upstreams: a map each weighed ten
+// times as much.
+func withItem[T comparable](s []T, x T) []T {
+	if slices.Contains(s, x) {
+		return s
+	}
+	return append(slices.Clip(s), x)
+}
+
+// withoutItem is set s without x, a new slice if x was in it.
+func withoutItem[T comparable](s []T, x T) []T {
+	i := slices.Index(s, x)
+	if i < 0 {
+		return s
+	}
+	return slices.Delete(slices.Clone(s), i, i+1)
 }
 
 // listCatalog lists everything the server's capabilities say it has.
