@@ -271,10 +271,10 @@ func (u *upstream) hello(ctx context.Context) (*mcp.InitializeResult, error) {
 		u.mu.Lock()
 		cs, a, err := u.state()
 		u.mu.Unlock()
-		if cs != nil || err != nil {
-			if err != nil {
-				return nil, err
-			}
+		if err != nil {
+			return nil, err
+		}
+		if cs != nil {
 			return cs.InitializeResult(), nil
 		}
 		select {
@@ -313,7 +313,10 @@ func (u *upstream) state() (*mcp.ClientSession, *attempt, error) {
 	u.connecting = a
 	// The connect runs on its own: it must not die with the request that
 	// started it, others wait on it.
-	go u.connect(a)
+	go func() {
+		cs, err := u.connect(a)
+		u.finish(a, cs, err)
+	}()
 	return nil, a, nil
 }
 
@@ -365,16 +368,9 @@ func (u *upstream) failed(err error) {
 	u.logger.Warn("upstream unavailable", zap.Error(err), zap.Int("failures", u.failures))
 }
 
-// connect starts the server, initializes a session and lists its catalog,
-// and finishes a with the outcome.
-func (u *upstream) connect(a *attempt) {
-	cs, err := u.dial(a)
-	u.finish(a, cs, err)
-}
-
-// dial starts the server, initializes a session (a greeted) and lists its
-// catalog.
-func (u *upstream) dial(a *attempt) (*mcp.ClientSession, error) {
+// connect starts the server, initializes a session (a greeted) and lists
+// its catalog.
+func (u *upstream) connect(a *attempt) (*mcp.ClientSession, error) {
 	timeout := 30 * time.Second
 	if u.cfg.Remote != nil {
 		timeout = cmp.Or(time.Duration(u.cfg.Remote.Timeout), 10*time.Second)

@@ -229,8 +229,8 @@ func (r *registry) write(ctx context.Context, name string, fn func(cur *Server) 
 	r.apply(name, next, j.Seq+1)
 	if next != nil && next.Enabled && (cur == nil || !cur.Enabled || !sameReach(cur, next)) {
 		// A server just registered, changed or switched on: probe it now
-		// (connect, list, ping), so that its first client need not wait and
-		// its health and tools show at once.
+		// (its connect began before the write: warm), so that its first
+		// client need not wait and its health and tools show at once.
 		r.probes.now(name)
 	}
 	return next, nil
@@ -383,9 +383,9 @@ func (r *registry) follow(ctx context.Context) {
 		var err error
 		if time.Since(lastFull) >= fullReadEvery {
 			lastFull = time.Now()
-			r.store.quiet()
+			unlock := r.store.quiet()
 			err = r.resync(ctx)
-			r.store.mu.Unlock()
+			unlock()
 		} else {
 			err = r.followOnce(ctx)
 		}
@@ -409,8 +409,7 @@ func (r *registry) followOnce(ctx context.Context) error {
 	// Local writers take turns while they apply, and their journal is
 	// written by the time no flush runs: taking the turn then keeps their
 	// changes and these in the store's order.
-	r.store.quiet()
-	defer r.store.mu.Unlock()
+	defer r.store.quiet()()
 	if j, err = r.store.readJournal(ctx); err != nil {
 		return err
 	}

@@ -201,10 +201,9 @@ func (st *store) release() {
 	st.held, st.journal = false, nil
 }
 
-// quiet takes the turn once no flush runs: the storage lock is not ours,
-// and the journal in the storage is the latest of this process. The caller
-// unlocks st.mu.
-func (st *store) quiet() {
+// quiet takes the turn once no flush runs, until unlock: the storage lock
+// is not ours, and the journal in the storage is the latest of this process.
+func (st *store) quiet() (unlock func()) {
 	st.mu.Lock()
 	for st.flushed != nil {
 		done := st.flushed
@@ -212,13 +211,11 @@ func (st *store) quiet() {
 		<-done
 		st.mu.Lock()
 	}
+	return st.mu.Unlock
 }
 
 // settle waits for the journal entries of past writes to be written.
-func (st *store) settle() {
-	st.quiet()
-	st.mu.Unlock()
-}
+func (st *store) settle() { st.quiet()() }
 
 // put writes a record whole (its status is not stored).
 func (st *store) put(ctx context.Context, s *Server) error {
