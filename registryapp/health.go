@@ -219,9 +219,10 @@ func (r *registry) observe(name string, latency time.Duration, err error) {
 }
 
 // needsAuth reports whether a failure is the server refusing us for want
-// of (valid) credentials.
+// of (valid) credentials: the go-sdk names the HTTP status by its text
+// ("Unauthorized", "401 Unauthorized"). Not the bare numbers: they are in
+// ports and URLs too (a refused connect to 127.0.0.1:40111).
 func needsAuth(err error) bool {
 	msg := err.Error()
-	return strings.Contains(msg, "Unauthorized") || strings.Contains(msg, "401") ||
-		strings.Contains(msg, "Forbidden") || strings.Contains(msg, "403")
+	return strings.Contains(msg, "Unauthorized") || strings.Contains(msg, "Forbidden")
 }
