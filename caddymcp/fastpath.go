@@ -349,8 +349,13 @@ func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSessi
 		_ = a.decide("tools/call", m.cfg.Name, x.name) // allowed: for the audit log
 	}
 	m.up.mu.Lock()
-	cs := m.up.session
+	cs, connecting := m.up.session, m.up.connecting != nil
 	m.up.mu.Unlock()
+	if cs == nil && connecting {
+		// A connect that has mirrored its catalog is finishing (a client
+		// can call as soon as initialize has answered): wait for it.
+		cs, _ = m.up.connected(r.Context())
+	}
 	if cs == nil || cs.ID() == "" {
 		return false // not connected: the SDK path connects, and says why not
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.uber.org/zap"
 )
 
 // TestInitializeBeforeTheCatalog: a client's initialize on a one-server
@@ -77,5 +78,68 @@ func TestInitializeBeforeTheCatalog(t *testing.T) {
 	open()
 	if names := <-listed; len(names) != 1 || names[0] != "t" {
 		t.Errorf("tools/list once the upstream listed: %v, want [t]", names)
+	}
+}
+
+// holdingObserver holds up an upstream's connect where its catalog is
+// mirrored and its session not yet in place, until release closes.
+type holdingObserver struct {
+	held, release chan struct{}
+}
+
+func (o *holdingObserver) published(*upstream) {
+	close(o.held)
+	<-o.release
+}
+
+func (o *holdingObserver) unavailable(*upstream, error) {}
+
+// TestCallDuringTheConnectsLastStep: a client that calls a tool as soon as
+// initialize has answered, while the connect has mirrored the catalog but
+// not yet put its session in place, waits for it and takes the fast path.
+func TestCallDuringTheConnectsLastStep(t *testing.T) {
+	up := mcp.NewServer(&mcp.Implementation{Name: "quick", Version: "1"}, nil)
+	up.AddTool(&mcp.Tool{Name: "t", InputSchema: map[string]any{"type": "object"}},
+		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, nil
+		})
+	upstream := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return up }, nil))
+	t.Cleanup(upstream.Close) // after the gateway's cleanup, which ends its streams
+	cfg := &ServerConfig{Name: "quick", Remote: &RemoteConfig{URL: upstream.URL}}
+	h := serveGateway(t, &Gateway{Servers: []*ServerConfig{cfg}})
+	u, err := loadUpstream(cfg, zap.NewNop()) // the gateway's, from the pool
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseUpstream(cfg)
+	o := &holdingObserver{held: make(chan struct{}), release: make(chan struct{})}
+	u.observe(o)
+
+	ctx, stop := context.WithTimeout(context.Background(), 20*time.Second)
+	defer stop()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: h.URL + "/servers/quick/mcp"}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	select {
+	case <-o.held:
+	case <-ctx.Done():
+		t.Fatal("the gateway's connect never published its catalog")
+	}
+	before := fastIDs.Load()
+	called := make(chan error, 1)
+	go func() {
+		_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "t", Arguments: map[string]any{}})
+		called <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the call reaches the gateway while the connect is held
+	close(o.release)
+	if err := <-called; err != nil {
+		t.Fatal(err)
+	}
+	if fastIDs.Load() == before {
+		t.Error("a call during the connect's last step left the fast path")
 	}
 }
