@@ -1,7 +1,6 @@
 package caddymcp
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -20,14 +19,7 @@ func TestEndpointLimitsOnTheFastPath(t *testing.T) {
 		MaxConcurrentCalls: 1, QueueTimeout: caddy.Duration(200 * time.Millisecond), CallTimeout: caddy.Duration(time.Second)}}}
 	h := serveGateway(t, g)
 
-	ctx, stop := context.WithTimeout(context.Background(), 20*time.Second)
-	defer stop()
-	client := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil)
-	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: h.URL + "/servers/slow-ep/mcp"}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	ctx, cs := connectGateway(t, h.URL+"/servers/slow-ep/mcp")
 	call := func() (*mcp.CallToolResult, error) {
 		return cs.CallTool(ctx, &mcp.CallToolParams{Name: "slow", Arguments: map[string]any{}})
 	}

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -81,14 +80,7 @@ func TestInterceptorsOnTheFastPath(t *testing.T) {
 	j := &judge{}
 	g.chain = chain{{"judge", j}}
 
-	ctx, stop := context.WithTimeout(context.Background(), 20*time.Second)
-	defer stop()
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil).Connect(ctx,
-		&mcp.StreamableClientTransport{Endpoint: h.URL + "/servers/echo-fi/mcp"}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	ctx, cs := connectGateway(t, h.URL+"/servers/echo-fi/mcp")
 	call := func(text string) (*mcp.CallToolResult, error) {
 		return cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": text}})
 	}

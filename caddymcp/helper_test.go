@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -149,4 +150,20 @@ func serveGateway(t *testing.T, g *Gateway) *httptest.Server {
 	}))
 	t.Cleanup(h.Close)
 	return h
+}
+
+// connectGateway opens a client session (protocol 2025-11-25) at url,
+// closed when the test ends, and returns it with a context that bounds
+// the test's calls.
+func connectGateway(t *testing.T, url string) (context.Context, *mcp.ClientSession) {
+	t.Helper()
+	ctx, stop := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(stop)
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil).Connect(ctx,
+		&mcp.StreamableClientTransport{Endpoint: url}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", url, err)
+	}
+	t.Cleanup(func() { _ = cs.Close() })
+	return ctx, cs
 }

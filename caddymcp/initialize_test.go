@@ -47,14 +47,7 @@ func TestInitializeBeforeTheCatalog(t *testing.T) {
 	g := &Gateway{Servers: []*ServerConfig{{Name: "slow", Remote: &RemoteConfig{URL: upstream.URL}}}}
 	h := serveGateway(t, g)
 
-	ctx, stop := context.WithTimeout(context.Background(), 20*time.Second)
-	defer stop()
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil).Connect(ctx,
-		&mcp.StreamableClientTransport{Endpoint: h.URL + "/servers/slow/mcp"}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
-	if err != nil {
-		t.Fatalf("initialize while the upstream's tools/list hangs: %v", err)
-	}
-	defer cs.Close()
+	ctx, cs := connectGateway(t, h.URL+"/servers/slow/mcp") // while the upstream's tools/list hangs
 	if got := cs.InitializeResult(); got.ServerInfo.Name != "slow-lister" || got.ServerInfo.Version != "7" || got.Instructions != "list me slowly" {
 		t.Errorf("initialize answered serverInfo %+v, instructions %q; want the upstream's", got.ServerInfo, got.Instructions)
 	}
@@ -115,14 +108,7 @@ func TestCallDuringTheConnectsLastStep(t *testing.T) {
 	o := &holdingObserver{held: make(chan struct{}), release: make(chan struct{})}
 	u.observe(o)
 
-	ctx, stop := context.WithTimeout(context.Background(), 20*time.Second)
-	defer stop()
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "1"}, nil).Connect(ctx,
-		&mcp.StreamableClientTransport{Endpoint: h.URL + "/servers/quick/mcp"}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	ctx, cs := connectGateway(t, h.URL+"/servers/quick/mcp")
 	select {
 	case <-o.held:
 	case <-ctx.Done():
