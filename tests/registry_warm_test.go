@@ -67,31 +67,38 @@ func TestRegistryWriteConnectsWhileStoring(t *testing.T) {
 	s.start(t)
 	first, second := startCountingUpstream(t), startCountingUpstream(t)
 
+	// createHeld POSTs a server reaching up while another instance holds
+	// the storage lock, waits until up is asked to initialize (the write
+	// still waiting), frees the lock and returns the write's status.
 	other := &certmagic.FileStorage{Path: filepath.Join(s.dir, "storage")}
-	if err := other.Lock(context.Background(), "mcp_registry/write"); err != nil {
-		t.Fatal(err)
-	}
-	created := make(chan int, 1)
-	go func() {
-		status, _, _ := apiCall(t, "POST", s.url("/api/servers"), map[string]any{"name": "warm", "url": first.URL}, nil)
-		created <- status
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for init, _ := first.counts(); init == 0; init, _ = first.counts() {
-		if time.Now().After(deadline) {
-			t.Fatal("5 s into a write waiting for the storage lock, its upstream has not been asked to initialize")
+	createHeld := func(up *countingUpstream) int {
+		t.Helper()
+		if err := other.Lock(context.Background(), "mcp_registry/write"); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		created := make(chan int, 1)
+		go func() {
+			status, _, _ := apiCall(t, "POST", s.url("/api/servers"), map[string]any{"name": "warm", "url": up.URL}, nil)
+			created <- status
+		}()
+		deadline := time.Now().Add(5 * time.Second)
+		for init, _ := up.counts(); init == 0; init, _ = up.counts() {
+			if time.Now().After(deadline) {
+				t.Fatal("5 s into a write waiting for the storage lock, its upstream has not been asked to initialize")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		select {
+		case status := <-created:
+			t.Fatalf("the write answered %d while another instance held the storage lock", status)
+		default:
+		}
+		if err := other.Unlock(context.Background(), "mcp_registry/write"); err != nil {
+			t.Fatal(err)
+		}
+		return <-created
 	}
-	select {
-	case status := <-created:
-		t.Fatalf("the write answered %d while another instance held the storage lock", status)
-	default:
-	}
-	if err := other.Unlock(context.Background(), "mcp_registry/write"); err != nil {
-		t.Fatal(err)
-	}
-	if status := <-created; status != http.StatusCreated {
+	if status := createHeld(first); status != http.StatusCreated {
 		t.Fatalf("POST /api/servers once the lock was free: %d, want 201", status)
 	}
 
@@ -104,12 +111,12 @@ func TestRegistryWriteConnectsWhileStoring(t *testing.T) {
 		t.Errorf("after registering and calling: the upstream opened %d sessions and ended %d; want 1 and 0 (the write's connect serves the route)", init, ended)
 	}
 
-	// A create under a name that exists fails (409), its connect begun:
-	// the connect's session is ended, not kept.
-	if status, _, rec := apiCall(t, "POST", s.url("/api/servers"), map[string]any{"name": "warm", "url": second.URL}, nil); status != http.StatusConflict {
-		t.Fatalf("POST /api/servers with a name in use: %d %v, want 409", status, rec)
+	// A create under a name that exists fails (409) after its connect has
+	// reached the upstream: the connect's session is ended, not kept.
+	if status := createHeld(second); status != http.StatusConflict {
+		t.Fatalf("POST /api/servers with a name in use: %d, want 409", status)
 	}
-	deadline = time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for init, ended := second.counts(); init != ended; init, ended = second.counts() {
 		if time.Now().After(deadline) {
 			t.Fatalf("5 s after a failed write: its upstream has %d sessions opened and %d ended; want every one ended", init, ended)
