@@ -819,31 +819,23 @@ func badConfigWith(t *testing.T, s *site, handler map[string]any) []byte {
 // and error message.
 func badLoad(t *testing.T, p *caddyProc, config []byte) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, p.admin+"/load", bytes.NewReader(config))
+	status, body, err := p.loadReply(config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Cache-Control", "must-revalidate")
-	resp, err := adminClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	var e struct {
 		Error string `json:"error"`
 	}
 	if err := json.Unmarshal(body, &e); err != nil || e.Error == "" {
-		return resp.StatusCode, string(body)
+		return status, string(body)
 	}
-	return resp.StatusCode, e.Error
+	return status, e.Error
 }
 
 // badAdminConfig returns the running config, as the admin API shows it.
 func badAdminConfig(t *testing.T, p *caddyProc) []byte {
 	t.Helper()
-	resp, err := adminClient.Get(p.admin + "/config/")
+	resp, err := adminDo(http.MethodGet, p.admin+"/config/", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -169,23 +170,50 @@ func waitHTTP(t testing.TB, p *caddyProc, url string) {
 // a config load may replace the admin server, closing kept-alive connections.
 var adminClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
-// load replaces Caddy's config through the admin API, forcing a reload even
-// when the config is unchanged.
-func (p *caddyProc) load(config []byte) error {
-	req, err := http.NewRequest(http.MethodPost, p.admin+"/load", bytes.NewReader(config))
-	if err != nil {
-		return err
+// adminDo sends a request to Caddy's admin endpoint. Every config load, a
+// refused one too, starts a new admin server on the same listener and shuts
+// the old one down in the background: a connection the old one accepts
+// meanwhile is closed unanswered (EOF, or a reset). Such a request never
+// reached the API, so it is sent again, on a new connection.
+func adminDo(method, url string, body []byte, header map[string]string) (*http.Response, error) {
+	for attempt := 1; ; attempt++ {
+		req, err := http.NewRequest(method, url, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := adminClient.Do(req)
+		if err == nil || attempt == 5 || !(errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+			return resp, err
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Cache-Control", "must-revalidate")
-	resp, err := adminClient.Do(req)
+}
+
+// loadReply posts a config to the admin API's /load, forcing a reload even
+// when the config is unchanged, and returns the reply.
+func (p *caddyProc) loadReply(config []byte) (status int, body []byte, err error) {
+	resp, err := adminDo(http.MethodPost, p.admin+"/load", config, map[string]string{
+		"Content-Type": "application/json", "Cache-Control": "must-revalidate",
+	})
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("load: %s: %s", resp.Status, body)
+	body, err = io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
+}
+
+// load replaces Caddy's config through the admin API.
+func (p *caddyProc) load(config []byte) error {
+	status, body, err := p.loadReply(config)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("load: %d %s: %s", status, http.StatusText(status), body)
 	}
 	return nil
 }
