@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -35,8 +34,8 @@ type endpoint struct {
 	key            string
 	aggregate      bool
 	maxRequestBody int64
-	members        atomic.Pointer[[]*member] // swapped whole when a live set changes
-	live           *LiveSet                  // the registry's servers, also served; nil: none
+	own            []*member // the config's members; a one-server endpoint's one
+	live           *LiveSet  // the registry's servers, also served; nil: none
 	logs           *logRelay
 	logger         *zap.Logger
 
@@ -50,6 +49,7 @@ type endpoint struct {
 	prompts   map[string]*mirrored[*mcp.Prompt]
 	resources map[string]*mirrored[*mcp.Resource]
 	templates map[string]*mirrored[*mcp.ResourceTemplate]
+	joined    map[string]*member // an aggregate's members from its live set, by name
 	byUp      map[*upstream]*member
 	owned     map[*member]*memberNames
 	unlisted  map[*member]struct{} // members mirrored before their catalog came (ready waits for those)
@@ -115,7 +115,7 @@ func loadEndpoint(aggregate bool, members []*member, opts endpointOptions, live 
 		e := newEndpoint(key, aggregate, members, opts, logger)
 		if live != nil {
 			e.live = live
-			live.attach(e, members)
+			live.attach(e)
 		}
 		return e, nil
 	})
@@ -143,11 +143,12 @@ func newEndpoint(key string, aggregate bool, members []*member, opts endpointOpt
 		prompts:        map[string]*mirrored[*mcp.Prompt]{},
 		resources:      map[string]*mirrored[*mcp.Resource]{},
 		templates:      map[string]*mirrored[*mcp.ResourceTemplate]{},
+		own:            members,
+		joined:         map[string]*member{},
 		byUp:           map[*upstream]*member{},
 		owned:          map[*member]*memberNames{},
 		unlisted:       map[*member]struct{}{},
 	}
-	e.members.Store(&members)
 	e.fast.timeout = opts.SessionTimeout
 	e.server = mcp.NewServer(&mcp.Implementation{Name: "caddy-mcp", Version: version()}, &mcp.ServerOptions{
 		Capabilities: &mcp.ServerCapabilities{
@@ -191,7 +192,10 @@ func (e *endpoint) Destruct() error {
 	if e.live != nil {
 		e.live.unwatch(e)
 	}
-	for _, m := range e.memberList() {
+	e.mu.Lock()
+	members := e.memberList()
+	e.mu.Unlock()
+	for _, m := range members {
 		m.up.unwatch(e)
 	}
 	for ss := range e.server.Sessions() {
@@ -291,7 +295,7 @@ func (e *endpoint) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			// endpoint needs: the lists follow while the client goes on
 			// (the methods below wait for them).
 			var err error
-			if hello, err = e.memberList()[0].up.hello(ctx); err != nil {
+			if hello, err = e.own[0].up.hello(ctx); err != nil {
 				return nil, toRPCError(err)
 			}
 		case "server/discover", "tools/list", "prompts/list", "resources/list", "resources/templates/list",
@@ -338,7 +342,7 @@ func (e *endpoint) passIdentity(res mcp.Result, hello *mcp.InitializeResult) {
 	case *mcp.InitializeResult:
 		r.ServerInfo, r.Instructions = hello.ServerInfo, hello.Instructions
 	case *mcp.DiscoverResult:
-		cat := e.memberList()[0].up.catalog.Load()
+		cat := e.own[0].up.catalog.Load()
 		if cat == nil {
 			return
 		}
@@ -354,7 +358,10 @@ func (e *endpoint) passIdentity(res mcp.Result, hello *mcp.InitializeResult) {
 // The upstream is shared, so it sends everything (debug) and each client
 // session filters by its own level (ServerSession.Log does).
 func (e *endpoint) turnLogsOn(ctx context.Context) {
-	for _, m := range e.memberList() {
+	e.mu.Lock()
+	members := e.memberList()
+	e.mu.Unlock()
+	for _, m := range members {
 		m.up.wantLogs.Store(true)
 		if err := m.up.call(ctx, func(ctx context.Context, cs *mcp.ClientSession) error { return enableLogs(ctx, cs) }); err != nil {
 			e.logger.Debug("forwarding logging level", zap.String("server", m.cfg.Name), zap.Error(err))
@@ -536,8 +543,8 @@ func (e *endpoint) ownerOf(uri string) *member {
 			best, bestLen = x.m, len(prefix)
 		}
 	}
-	if members := e.memberList(); best == nil && len(members) == 1 {
-		best = members[0]
+	if best == nil {
+		best = e.only()
 	}
 	return best
 }

@@ -70,8 +70,8 @@ func (e *endpoint) target(method string, req mcp.Request) (server, tool string) 
 			return m.cfg.Name, ""
 		}
 	}
-	if ms := e.memberList(); len(ms) == 1 && !e.aggregate {
-		return ms[0].cfg.Name, ""
+	if !e.aggregate {
+		return e.own[0].cfg.Name, ""
 	}
 	return "", ""
 }

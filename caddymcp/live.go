@@ -47,18 +47,11 @@ type LiveTool struct {
 	Handler func(ctx context.Context, req *mcp.CallToolRequest, exposed func(server, tool string) string) (*mcp.CallToolResult, error)
 }
 
-// attached is an aggregate endpoint that includes the set: its own members
-// come first, then the set's aggregate servers by name, except those named
-// like one of its own (the config's own wins).
+// attached is an aggregate endpoint that includes the set: the set's
+// aggregate servers join its own members, except those named like one of its
+// own (the config's own wins).
 type attached struct {
-	own   []*member
 	names map[string]bool
-}
-
-// before is the order of the set's servers on the endpoint: whether x is
-// a set server that comes after one named name.
-func (a *attached) before(name string) func(x *member) bool {
-	return func(x *member) bool { return !a.names[x.cfg.Name] && x.cfg.Name > name }
 }
 
 // LiveObserver hears what the servers of a live set do.
@@ -294,11 +287,11 @@ func (l *LiveSet) AddTool(t LiveTool) {
 
 // attach makes an aggregate endpoint include the set's servers beside its
 // own members, and the set's tools.
-func (l *LiveSet) attach(e *endpoint, own []*member) {
+func (l *LiveSet) attach(e *endpoint) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	a := &attached{own: own, names: make(map[string]bool, len(own))}
-	for _, m := range own {
+	a := &attached{names: make(map[string]bool, len(e.own))}
+	for _, m := range e.own {
 		a.names[m.cfg.Name] = true
 	}
 	l.aggregates[e] = a
@@ -312,8 +305,7 @@ func (l *LiveSet) attach(e *endpoint, own []*member) {
 		}
 		return true
 	})
-	slices.SortFunc(live, func(x, y *member) int { return strings.Compare(x.cfg.Name, y.cfg.Name) })
-	e.setMembers(append(slices.Clip(own), live...))
+	e.join(live)
 }
 
 func (e *endpoint) addLiveTool(t LiveTool) {
@@ -357,7 +349,7 @@ func (l *LiveSet) joinAggregates(m *member, join bool) {
 		switch {
 		case a.names[m.cfg.Name]:
 		case join:
-			e.addMember(m, a.before(m.cfg.Name))
+			e.addMember(m)
 		default:
 			e.removeMember(m)
 		}

@@ -3,6 +3,7 @@ package caddymcp
 import (
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.uber.org/zap"
@@ -23,8 +24,36 @@ type memberNames struct {
 	tools, prompts, resources, templates []string
 }
 
-// memberList is the endpoint's members as they are now.
-func (e *endpoint) memberList() []*member { return *e.members.Load() }
+// memberList is the endpoint's members in their order: its own, then those
+// of its live set by name. Built when asked (rarely: mirroring everything,
+// logging levels), so that a live set's change costs the same whatever its
+// size. e.mu is held.
+func (e *endpoint) memberList() []*member {
+	if len(e.joined) == 0 {
+		return e.own
+	}
+	ms := make([]*member, 0, len(e.own)+len(e.joined))
+	ms = append(ms, e.own...)
+	joined := ms[len(ms):]
+	for _, m := range e.joined {
+		joined = append(joined, m)
+	}
+	slices.SortFunc(joined, func(x, y *member) int { return strings.Compare(x.cfg.Name, y.cfg.Name) })
+	return append(ms, joined...)
+}
+
+// only is the endpoint's one member, or nil if it has several. e.mu is held.
+func (e *endpoint) only() *member {
+	switch {
+	case len(e.own) == 1 && len(e.joined) == 0:
+		return e.own[0]
+	case len(e.own) == 0 && len(e.joined) == 1:
+		for _, m := range e.joined {
+			return m
+		}
+	}
+	return nil
+}
 
 // published mirrors an upstream's new catalog.
 func (e *endpoint) published(u *upstream) {
@@ -35,18 +64,11 @@ func (e *endpoint) published(u *upstream) {
 	}
 }
 
-// addMember adds a member to an aggregate, at the position the live set's
-// order gives it (before the first of after, or last), and mirrors it.
-func (e *endpoint) addMember(m *member, before func(*member) bool) {
+// addMember adds a live set's server to an aggregate and mirrors it.
+func (e *endpoint) addMember(m *member) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	ms := e.memberList()
-	i := slices.IndexFunc(ms, before)
-	if i < 0 {
-		i = len(ms)
-	}
-	next := slices.Insert(slices.Clip(ms), i, m)
-	e.members.Store(&next)
+	e.joined[m.cfg.Name] = m
 	e.byUp[m.up] = m
 	m.up.watch(e)
 	e.mirrorMember(m)
@@ -56,13 +78,10 @@ func (e *endpoint) addMember(m *member, before func(*member) bool) {
 func (e *endpoint) removeMember(m *member) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	ms := e.memberList()
-	i := slices.Index(ms, m)
-	if i < 0 {
+	if e.joined[m.cfg.Name] != m {
 		return
 	}
-	next := slices.Delete(slices.Clone(ms), i, i+1)
-	e.members.Store(&next)
+	delete(e.joined, m.cfg.Name)
 	if e.byUp[m.up] == m {
 		delete(e.byUp, m.up)
 	}
@@ -81,16 +100,12 @@ func (e *endpoint) removeMember(m *member) {
 	}
 }
 
-// setMembers replaces an aggregate's members (a live set attached).
-func (e *endpoint) setMembers(ms []*member) {
+// join adds a live set's servers to an aggregate as it attaches the set.
+func (e *endpoint) join(ms []*member) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, m := range e.memberList() {
-		m.up.unwatch(e)
-	}
-	e.members.Store(&ms)
-	clear(e.byUp)
 	for _, m := range ms {
+		e.joined[m.cfg.Name] = m
 		e.byUp[m.up] = m
 		m.up.watch(e)
 	}

@@ -2,6 +2,7 @@ package caddymcp
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -70,7 +71,7 @@ func TestMirrorIncrementalEqualsWhole(t *testing.T) {
 		case op == 0 && !in:
 			m = &member{cfg: &ServerConfig{Name: name}, up: catalogUpstream(name, toolSets[rng.IntN(len(toolSets))]...)}
 			live[name] = m
-			e.addMember(m, func(x *member) bool { return x.cfg.Name != "own" && x.cfg.Name > name })
+			e.addMember(m)
 		case op == 1 && in:
 			delete(live, name)
 			e.removeMember(m)
@@ -85,7 +86,10 @@ func TestMirrorIncrementalEqualsWhole(t *testing.T) {
 		for _, n := range names {
 			members = append(members, live[n])
 		}
-		if got := e.memberList(); !slices.Equal(got, members) {
+		e.mu.Lock()
+		got := e.memberList()
+		e.mu.Unlock()
+		if !slices.Equal(got, members) {
 			t.Fatalf("step %d: members out of order", step)
 		}
 		whole := newEndpoint("whole", true, members, endpointOptions{}, zap.NewNop())
@@ -119,5 +123,28 @@ func TestMirrorIncrementalEqualsWhole(t *testing.T) {
 	slices.Sort(listed)
 	if !slices.Equal(listed, want) {
 		t.Errorf("tools/list gives %v, the mirror %v", listed, want)
+	}
+}
+
+// BenchmarkAggregateJoin adds a server to an aggregate of n others and takes
+// it off again, as a registry write does: its time and allocations must not
+// grow with n.
+func BenchmarkAggregateJoin(b *testing.B) {
+	for _, n := range []int{100, 10000} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			e := newEndpoint("bench", true, nil, endpointOptions{}, zap.NewNop())
+			ms := make([]*member, n)
+			for i := range ms {
+				name := fmt.Sprintf("s%05d", i)
+				ms[i] = &member{cfg: &ServerConfig{Name: name}, up: catalogUpstream(name, name)}
+			}
+			e.join(ms)
+			m := &member{cfg: &ServerConfig{Name: "new"}, up: catalogUpstream("new", "new")}
+			b.ReportAllocs()
+			for b.Loop() {
+				e.addMember(m)
+				e.removeMember(m)
+			}
+		})
 	}
 }
