@@ -53,6 +53,8 @@ type store struct {
 type journal struct {
 	Seq     int64    `json:"seq"`
 	Changes []change `json:"changes"` // oldest first, at most journalKeep
+
+	extended bool // next used the array after Changes; st.mu
 }
 
 type change struct {
@@ -240,12 +242,21 @@ func (st *store) remove(ctx context.Context, name string) error {
 }
 
 // next is the journal with one more change, keeping the latest
-// journalKeep; j is not changed (a flush may be reading it).
+// journalKeep. j is not changed (a flush may be reading it): the change
+// goes into the array's room after j's entries, which only j's first next
+// may take; without room, the entries kept move to an array of twice
+// journalKeep, so that a write copies about one entry, not the journal.
 func (j *journal) next(name string) *journal {
+	c := change{Seq: j.Seq + 1, Name: name}
 	keep := j.Changes[max(0, len(j.Changes)-journalKeep+1):]
-	n := &journal{Seq: j.Seq + 1, Changes: make([]change, 0, len(keep)+1)}
-	n.Changes = append(append(n.Changes, keep...), change{Seq: n.Seq, Name: name})
-	return n
+	var changes []change
+	if !j.extended && len(j.Changes) < cap(j.Changes) {
+		changes = append(keep, c)
+	} else {
+		changes = append(append(make([]change, 0, 2*journalKeep), keep...), c)
+	}
+	j.extended = true
+	return &journal{Seq: c.Seq, Changes: changes}
 }
 
 // writeJournal stores j as the journal. The storage lock is held.

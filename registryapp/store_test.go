@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -171,6 +172,43 @@ func TestJournalEncodeIsJSON(t *testing.T) {
 		var back journal
 		if err := json.Unmarshal(j.encode(), &back); err != nil || back.Seq != j.Seq || len(back.Changes) != len(j.Changes) {
 			t.Errorf("encode() of %+v reads back as %+v (%v)", j, back, err)
+		}
+	}
+}
+
+// TestJournalNextKeepsEveryJournal: next shares arrays between journals;
+// every journal keeps exactly its own changes, also when two are made from
+// the same one and after the window has slid many times.
+func TestJournalNextKeepsEveryJournal(t *testing.T) {
+	// model is a fresh copy of a journal's latest journalKeep changes with
+	// one more.
+	model := func(cs []change, c change) []change {
+		cs = append(slices.Clone(cs), c)
+		return cs[max(0, len(cs)-journalKeep):]
+	}
+	type made struct {
+		j    *journal
+		want []change
+	}
+	var all []made
+	j, want := &journal{}, []change(nil)
+	for seq := int64(1); seq <= 5*journalKeep+3; seq++ {
+		if seq%97 == 0 {
+			// A second line from the same journal, made first: neither
+			// may see or disturb the other.
+			b := j.next("branch")
+			bwant := model(want, change{Seq: seq, Name: "branch"})
+			all = append(all, made{b, bwant})
+			all = append(all, made{b.next("after"), model(bwant, change{Seq: seq + 1, Name: "after"})})
+		}
+		c := change{Seq: seq, Name: strconv.FormatInt(seq, 10)}
+		j, want = j.next(c.Name), model(want, c)
+		all = append(all, made{j, want})
+	}
+	for _, m := range all {
+		if !slices.Equal(m.j.Changes, m.want) {
+			t.Fatalf("journal %d holds %d changes %+v … %+v; want %d, %+v … %+v", m.j.Seq, len(m.j.Changes), m.j.Changes[0], m.j.Changes[len(m.j.Changes)-1],
+				len(m.want), m.want[0], m.want[len(m.want)-1])
 		}
 	}
 }
