@@ -338,7 +338,7 @@ func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSessi
 		return false
 	}
 	m := x.m
-	if m.cfg.Remote == nil || m.cfg.Remote.Transport == "sse" || m.up.http == nil {
+	if m.cfg.Remote == nil || m.cfg.Remote.Transport == "sse" {
 		return false
 	}
 	a := accessOf(r.Context())
@@ -706,7 +706,7 @@ func (m *member) rawPOST(ctx context.Context, session, protocol string, body []b
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	req.Header.Set("Mcp-Session-Id", session)
 	req.Header.Set("MCP-Protocol-Version", protocol)
-	return m.up.http.Do(req)
+	return m.up.remoteClient().Do(req)
 }
 
 // fastResumes is how many times a call's stream is resumed after it broke.
@@ -722,7 +722,7 @@ func (m *member) rawGET(ctx context.Context, session, protocol, lastID string) (
 	req.Header.Set("Mcp-Session-Id", session)
 	req.Header.Set("MCP-Protocol-Version", protocol)
 	req.Header.Set("Last-Event-ID", lastID)
-	resp, err := m.up.http.Do(req)
+	resp, err := m.up.remoteClient().Do(req)
 	if err != nil {
 		return nil, err
 	}

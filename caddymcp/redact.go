@@ -136,7 +136,7 @@ const maxSeenSecrets = 64
 // like it, or its value comes from a placeholder (where operators put
 // secrets).
 func newRedactor(cfg *ServerConfig) *redactor {
-	r := &redactor{seen: map[string]bool{}}
+	r := &redactor{}
 	var env map[string]string
 	switch {
 	case cfg.Remote != nil:
@@ -175,8 +175,8 @@ func (r *redactor) secrets() []string {
 			fresh = append(fresh, words[1:]...)
 		}
 	}
-	if len(r.seen)+len(fresh) > maxSeenSecrets {
-		clear(r.seen)
+	if r.seen == nil || len(r.seen)+len(fresh) > maxSeenSecrets {
+		r.seen = map[string]bool{} // made at first use: most servers' logs never need it
 	}
 	for _, s := range append(fresh, r.fixed...) {
 		if len(s) >= minSecretLen {

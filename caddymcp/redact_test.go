@@ -85,7 +85,7 @@ func TestRemoteSecretsStayOutOfErrorsAndLogs(t *testing.T) {
 			} else {
 				// The SDK drops the body; the fast path quotes it (fastpath.go),
 				// in an error made as here: the body echoes both secrets.
-				resp, err := u.http.Get(cfg.Remote.URL)
+				resp, err := u.remoteClient().Get(cfg.Remote.URL)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -41,9 +41,9 @@ type upstream struct {
 	logs      *logRelay
 	logger    *zap.Logger
 	transport func() (mcp.Transport, error)
-	client    *mcp.Client  // made at the first connect (connect)
-	http      *http.Client // a remote upstream's, for the fast path (fastpath.go)
-	redact    *redactor    // the config's secrets, hidden from logs and errors
+	client    *mcp.Client                 // made at the first connect (connect)
+	http      atomic.Pointer[http.Client] // a remote upstream's, made at its first connect (remoteClient)
+	redact    *redactor                   // the config's secrets, hidden from logs and errors
 	limits    atomic.Pointer[upstreamLimits]
 
 	mu         sync.Mutex
@@ -119,13 +119,22 @@ func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
 		t := (&StdioConfig{Command: runtime, Args: argv, Env: cfg.Container.Env}).transport(logger, maxMessage)
 		u.transport = func() (mcp.Transport, error) { return t, nil }
 	case cfg.Remote != nil:
-		client := cfg.Remote.httpClient()
-		u.http = client
-		u.transport = func() (mcp.Transport, error) { return cfg.Remote.transport(client), nil }
+		u.transport = func() (mcp.Transport, error) { return cfg.Remote.transport(u.remoteClient()), nil }
 	default:
 		return nil, fmt.Errorf("server %q: no upstream configured", cfg.Name)
 	}
 	return u, nil
+}
+
+// remoteClient is a remote upstream's HTTP client, for its session and the
+// fast path (fastpath.go). It is made at the first connect: a registry keeps
+// thousands of servers that nobody may call.
+func (u *upstream) remoteClient() *http.Client {
+	if c := u.http.Load(); c != nil {
+		return c
+	}
+	u.http.CompareAndSwap(nil, u.cfg.Remote.httpClient())
+	return u.http.Load()
 }
 
 // Destruct stops the upstream when its last user is gone. When Caddy exits
@@ -142,8 +151,8 @@ func (u *upstream) Destruct() error {
 		if cs != nil {
 			err = cs.Close()
 		}
-		if u.http != nil {
-			u.http.CloseIdleConnections() // else kept alive until their idle timeout
+		if c := u.http.Load(); c != nil {
+			c.CloseIdleConnections() // else kept alive until their idle timeout
 		}
 		return err
 	}
