@@ -143,6 +143,10 @@ func (e *endpoint) mirrorMember(m *member) {
 	next.prompts = syncNames(e.prompts, old.prompts, np, e.mirrorPrompt, e.server.RemovePrompts)
 	next.resources = syncNames(e.resources, old.resources, nr, e.mirrorResource, e.server.RemoveResources)
 	next.templates = syncNames(e.templates, old.templates, ntm, e.mirrorTemplate, e.server.RemoveResourceTemplates)
+	if next.tools == nil && next.prompts == nil && next.resources == nil && next.templates == nil {
+		delete(e.owned, m) // nothing listed (yet): a registry's idle servers cost no entry
+		return
+	}
 	e.owned[m] = next
 }
 
@@ -169,13 +173,20 @@ func (e *endpoint) mirrorAll() {
 	ntm, c4 := firstByName(templates)
 	e.contested = e.aggregate && (c1 || c2 || c3 || c4)
 	clear(e.owned)
-	for _, m := range members {
-		e.owned[m] = &memberNames{}
+	syncAll(e.tools, nt, e.mirrorTool, e.server.RemoveTools, func(n string, m *member) { o := e.ownedBy(m); o.tools = append(o.tools, n) })
+	syncAll(e.prompts, np, e.mirrorPrompt, e.server.RemovePrompts, func(n string, m *member) { o := e.ownedBy(m); o.prompts = append(o.prompts, n) })
+	syncAll(e.resources, nr, e.mirrorResource, e.server.RemoveResources, func(n string, m *member) { o := e.ownedBy(m); o.resources = append(o.resources, n) })
+	syncAll(e.templates, ntm, e.mirrorTemplate, e.server.RemoveResourceTemplates, func(n string, m *member) { o := e.ownedBy(m); o.templates = append(o.templates, n) })
+}
+
+// ownedBy is the names a member holds, made at its first. e.mu is held.
+func (e *endpoint) ownedBy(m *member) *memberNames {
+	o := e.owned[m]
+	if o == nil {
+		o = &memberNames{}
+		e.owned[m] = o
 	}
-	syncAll(e.tools, nt, e.mirrorTool, e.server.RemoveTools, func(n string, m *member) { e.owned[m].tools = append(e.owned[m].tools, n) })
-	syncAll(e.prompts, np, e.mirrorPrompt, e.server.RemovePrompts, func(n string, m *member) { e.owned[m].prompts = append(e.owned[m].prompts, n) })
-	syncAll(e.resources, nr, e.mirrorResource, e.server.RemoveResources, func(n string, m *member) { e.owned[m].resources = append(e.owned[m].resources, n) })
-	syncAll(e.templates, ntm, e.mirrorTemplate, e.server.RemoveResourceTemplates, func(n string, m *member) { e.owned[m].templates = append(e.owned[m].templates, n) })
+	return o
 }
 
 // itemsOf lists what a member's catalog offers, its tool filter applied.
@@ -294,7 +305,7 @@ func syncNames[T any](current map[string]*mirrored[T], old []string, next map[st
 	if len(gone) > 0 {
 		remove(gone...)
 	}
-	names := make([]string, 0, len(next))
+	var names []string // nil for none
 	for n, x := range next {
 		names = append(names, n)
 		if cur, ok := current[n]; ok && same(cur, x) {
