@@ -10,6 +10,9 @@ import (
 	"github.com/caddy-mcp/caddy-mcp/bench/internal/benchkit"
 )
 
+// caddyGOGC is GOGC for the Caddys under test alone ("": Go's default).
+var caddyGOGC string
+
 // caddyProc is a Caddy under test.
 type caddyProc struct {
 	*benchkit.Caddy
@@ -32,9 +35,13 @@ func startCaddy(bin, work, name string, build func(admin, listen, storage string
 		}
 	}
 	// Reading many records takes a while: wait long.
+	var env []string
+	if caddyGOGC != "" {
+		env = append(env, "GOGC="+caddyGOGC)
+	}
 	c, err := benchkit.StartCaddy("caddy ("+name+")", bin, dir, 5*time.Minute, func(admin, listen string) map[string]any {
 		return build(admin, listen, storage)
-	})
+	}, env...)
 	if err != nil {
 		return nil, err
 	}

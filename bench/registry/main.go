@@ -98,6 +98,7 @@ func main() {
 	flag.DurationVar(&c.profileDur, "profile-duration", 5*time.Second, "length of each CPU profile")
 	flag.DurationVar(&c.idleWait, "idle-wait", 95*time.Second, "wait before the heap is measured after the create → delete cycles (at least 6s): 6s shows whether deleted servers' upstream connections closed at once, 95s what is left past their 90s idle timeout")
 	flag.StringVar(&c.caddyBin, "caddy", "", "a prebuilt Caddy binary (default: build ./cmd/caddy without -race)")
+	flag.StringVar(&caddyGOGC, "caddy-gogc", "", "GOGC for Caddy alone (default: Go's, 100); e.g. 400 shows how much of a p99 is Caddy's garbage collector")
 	flag.StringVar(&steps, "steps", strings.Join(allSteps, ","), "parts to run: small (write → serving, call load), plain (plain Caddy), catalog (list, search), large (write → serving, memory)")
 	flag.StringVar(&c.storageDir, "storage-dir", "", "where Caddy's storage goes (default: a temp dir under $TMPDIR); e.g. /dev/shm to take the disk's fsyncs out")
 	flag.StringVar(&c.out, "out", filepath.Join(os.TempDir(), "caddy-mcp-registry-bench"), "directory for Caddy's profiles")

@@ -23,8 +23,12 @@ func report(w io.Writer, c config, root string, res *results, took time.Duration
 	fmt.Fprintf(w, "Machine: %s; caddy-mcp %s. Caddy built from ./cmd/caddy without -race, a separate process, logs at WARN, "+
 		"file_system storage; the registry with `allowed_networks: [loopback]` and the health probe at its defaults (off for the servers registered in bulk); one site with "+
 		"`mcp_registry_api` and `mcp_gateway` with `registry: true`. Upstream: the bench's own go-sdk server process on loopback "+
-		"(an echo server with sessions, and tool servers of %d generated tools each, stateless).\n",
+		"(an echo server with sessions, and tool servers of %d generated tools each, stateless).",
 		benchkit.Machine(), commit(root), toolsPerServer)
+	if caddyGOGC != "" {
+		fmt.Fprintf(w, " Caddy runs with GOGC=%s (Go's default is 100).", caddyGOGC)
+	}
+	fmt.Fprintln(w)
 
 	fmt.Fprintf(w, "\n### Registry write → serving, beside plain Caddy's admin-API route change\n\n")
 	fmt.Fprintf(w, "Registry: `POST /api/servers {name, url}` (the echo upstream), then `POST` initialize to `/servers/<name>/mcp` until it answers 200 "+

@@ -82,8 +82,9 @@ type Caddy struct {
 
 // StartCaddy writes the config that config makes for the admin and site
 // addresses into dir, runs bin with it there (dir is its home too), and
-// waits up to within until both addresses answer.
-func StartCaddy(name, bin, dir string, within time.Duration, config func(admin, listen string) map[string]any) (*Caddy, error) {
+// waits up to within until both addresses answer. env (NAME=value) is added
+// to Caddy's environment alone.
+func StartCaddy(name, bin, dir string, within time.Duration, config func(admin, listen string) map[string]any, env ...string) (*Caddy, error) {
 	admin, err := FreeAddr()
 	if err != nil {
 		return nil, err
@@ -103,6 +104,7 @@ func StartCaddy(name, bin, dir string, within time.Duration, config func(admin, 
 	cmd := exec.Command(bin, "run", "--config", cfgPath)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	cmd.Env = append(cmd.Env, env...)
 	p, err := StartProc(name, cmd, nil)
 	if err != nil {
 		return nil, err
