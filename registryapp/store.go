@@ -272,8 +272,7 @@ func (st *store) writeJournal(ctx context.Context, j *journal) error {
 
 // encode is the journal as JSON, written out by hand: it is rewritten on
 // every write, and encoding/json's reflection over its thousand entries
-// was most of the cost. Names match namePattern ([a-z0-9._-]), which
-// strconv quotes as JSON does.
+// was most of the cost.
 func (j *journal) encode() []byte {
 	b := make([]byte, 0, 32+len(j.Changes)*40)
 	b = append(b, `{"seq":`...)
@@ -286,10 +285,25 @@ func (j *journal) encode() []byte {
 		b = append(b, `{"seq":`...)
 		b = strconv.AppendInt(b, c.Seq, 10)
 		b = append(b, `,"name":`...)
-		b = strconv.AppendQuote(b, c.Name)
+		b = appendName(b, c.Name)
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)
+}
+
+// appendName appends a name as a JSON string. A record's name (namePattern)
+// needs no escapes and is copied as it is; anything else (read from a
+// damaged journal) goes through encoding/json.
+func appendName(b []byte, name string) []byte {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			q, _ := json.Marshal(name) // a string: cannot fail
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, name...)
+	return append(b, '"')
 }
 
 // since returns the names changed after seq, or false when the journal no

@@ -155,12 +155,14 @@ func TestMergePatch(t *testing.T) {
 }
 
 // TestJournalEncodeIsJSON: the hand-written encoding of the journal is what
-// encoding/json makes of it, for every character a name may hold.
+// encoding/json makes of it, for every character a name may hold and for
+// names no record may have (a damaged journal's).
 func TestJournalEncodeIsJSON(t *testing.T) {
 	for _, j := range []*journal{
 		{Changes: []change{}},
 		{Seq: 7, Changes: []change{{Seq: 7, Name: "a"}}},
 		{Seq: 1 << 40, Changes: []change{{Seq: 1<<40 - 1, Name: "abcdefghijklmnopqrstuvwxyz0123456789"}, {Seq: 1 << 40, Name: "x._-y"}}},
+		{Seq: 3, Changes: []change{{Seq: 1, Name: `q"uo\te`}, {Seq: 2, Name: "ctl\x00\n"}, {Seq: 3, Name: "Über<&>\u2028"}}},
 	} {
 		want, err := json.Marshal(j)
 		if err != nil {
