@@ -455,7 +455,7 @@ func (e *endpoint) fastCall(w http.ResponseWriter, r *http.Request, s *fastSessi
 		if err == nil && resp.StatusCode == http.StatusNotFound && attempt == 0 {
 			// The upstream lost our session: reconnect as the SDK path does.
 			resp.Body.Close()
-			m.up.logger.Info("upstream session lost; reconnecting", zap.String("via", "fast path"))
+			m.up.log().Info("upstream session lost; reconnecting", zap.String("via", "fast path"))
 			m.up.drop(cs)
 			if cs, err = m.up.connected(ctx); err != nil {
 				break
@@ -744,7 +744,7 @@ func (m *member) sendCancelled(session, protocol string, id json.RawMessage, rea
 	defer cancel()
 	resp, err := m.rawPOST(ctx, session, protocol, body)
 	if err != nil {
-		m.up.logger.Debug("cancelling a call upstream", zap.Error(err))
+		m.up.log().Debug("cancelling a call upstream", zap.Error(err))
 		return
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))

@@ -18,9 +18,20 @@ type logRelay struct {
 
 // newLogRelay returns a relay to l's core and a logger that writes through it.
 func newLogRelay(l *zap.Logger) (*logRelay, *zap.Logger) {
+	r := relayTo(l)
+	return r, r.logger(l.Name())
+}
+
+// relayTo returns a relay to l's core.
+func relayTo(l *zap.Logger) *logRelay {
 	r := new(logRelay)
 	r.set(l)
-	return r, zap.New(relayCore{relay: r}).Named(l.Name())
+	return r
+}
+
+// logger is a logger named name that writes through the relay.
+func (r *logRelay) logger(name string) *zap.Logger {
+	return zap.New(relayCore{relay: r}).Named(name)
 }
 
 // set points the relay at l's core.

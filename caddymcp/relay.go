@@ -71,7 +71,7 @@ func (u *upstream) clientOptions() *mcp.ClientOptions {
 			params := *req.Params
 			params.ProgressToken = target.token
 			if err := target.ss.NotifyProgress(target.ctx, &params); err != nil {
-				u.logger.Debug("relaying progress", zap.Error(err))
+				u.log().Debug("relaying progress", zap.Error(err))
 			}
 		},
 	}

@@ -39,7 +39,8 @@ const (
 type upstream struct {
 	cfg       *ServerConfig
 	logs      *logRelay
-	logger    *zap.Logger
+	logName   string
+	logger    atomic.Pointer[zap.Logger] // made at first use (log)
 	transport func() (mcp.Transport, error)
 	client    *mcp.Client                 // made at the first connect (connect)
 	http      atomic.Pointer[http.Client] // a remote upstream's, made at its first connect (remoteClient)
@@ -96,15 +97,12 @@ func loadUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
 func releaseUpstream(cfg *ServerConfig) { _, _ = upstreams.Delete(cfg.key()) }
 
 func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
-	logs, logger := newLogRelay(logger)
-	redact := newRedactor(cfg)
-	logger = redactLogs(logger, redact).With(zap.String("server", cfg.Name))
-	u := &upstream{cfg: cfg, logs: logs, logger: logger, redact: redact}
+	u := &upstream{cfg: cfg, logs: relayTo(logger), logName: logger.Name(), redact: newRedactor(cfg)}
 	u.setLimits(cfg)
 	maxMessage := cmp.Or(cfg.MaxMessageSize, defaultMaxMessageSize)
 	switch {
 	case cfg.Stdio != nil:
-		t := cfg.Stdio.transport(logger, maxMessage)
+		t := cfg.Stdio.transport(u.log(), maxMessage)
 		u.transport = func() (mcp.Transport, error) { return t, nil }
 	case cfg.Container != nil:
 		argv, err := cfg.Container.argv()
@@ -116,7 +114,7 @@ func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
 			runtime = "docker"
 		}
 		// Env values reach docker through its own environment, never its argv.
-		t := (&StdioConfig{Command: runtime, Args: argv, Env: cfg.Container.Env}).transport(logger, maxMessage)
+		t := (&StdioConfig{Command: runtime, Args: argv, Env: cfg.Container.Env}).transport(u.log(), maxMessage)
 		u.transport = func() (mcp.Transport, error) { return t, nil }
 	case cfg.Remote != nil:
 		u.transport = func() (mcp.Transport, error) { return cfg.Remote.transport(u.remoteClient()), nil }
@@ -124,6 +122,17 @@ func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
 		return nil, fmt.Errorf("server %q: no upstream configured", cfg.Name)
 	}
 	return u, nil
+}
+
+// log is the upstream's logger: through the relay, the server named, its
+// secrets hidden. It is made at first use: a registry keeps thousands of
+// servers that may never log.
+func (u *upstream) log() *zap.Logger {
+	if l := u.logger.Load(); l != nil {
+		return l
+	}
+	u.logger.CompareAndSwap(nil, redactLogs(u.logs.logger(u.logName), u.redact).With(zap.String("server", u.cfg.Name)))
+	return u.logger.Load()
 }
 
 // remoteClient is a remote upstream's HTTP client, for its session and the
@@ -374,7 +383,7 @@ func (u *upstream) failed(err error) {
 	u.failures++
 	backoff := minBackoff << min(u.failures-1, 6)
 	u.retryAt = time.Now().Add(min(backoff, maxBackoff))
-	u.logger.Warn("upstream unavailable", zap.Error(err), zap.Int("failures", u.failures))
+	u.log().Warn("upstream unavailable", zap.Error(err), zap.Int("failures", u.failures))
 }
 
 // connect starts the server, initializes a session (a greeted) and lists
@@ -408,7 +417,7 @@ func (u *upstream) connect(a *attempt) (*mcp.ClientSession, error) {
 	if err != nil && ctx.Err() == nil {
 		// A server that has just restarted may drop a request's stream
 		// unanswered ("request terminated without response"): ask once more.
-		u.logger.Debug("listing the catalog again", zap.Error(err))
+		u.log().Debug("listing the catalog again", zap.Error(err))
 		cat, err = listCatalog(ctx, cs)
 	}
 	if err != nil {
@@ -417,7 +426,7 @@ func (u *upstream) connect(a *attempt) (*mcp.ClientSession, error) {
 	}
 	u.restore(ctx, cs)
 	u.publish(cat)
-	u.logger.Info("upstream connected",
+	u.log().Info("upstream connected",
 		zap.String("server_name", cat.init.ServerInfo.Name),
 		zap.String("protocol", cat.init.ProtocolVersion),
 		zap.Int("tools", len(cat.tools)))
@@ -429,12 +438,12 @@ func (u *upstream) connect(a *attempt) (*mcp.ClientSession, error) {
 func (u *upstream) restore(ctx context.Context, cs *mcp.ClientSession) {
 	if u.wantLogs.Load() {
 		if err := enableLogs(ctx, cs); err != nil {
-			u.logger.Warn("turning the server's logs on again", zap.Error(err))
+			u.log().Warn("turning the server's logs on again", zap.Error(err))
 		}
 	}
 	u.subscribed.Range(func(uri, _ any) bool {
 		if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: uri.(string)}); err != nil {
-			u.logger.Warn("subscribing again", zap.String("uri", uri.(string)), zap.Error(err))
+			u.log().Warn("subscribing again", zap.String("uri", uri.(string)), zap.Error(err))
 		}
 		return true
 	})
@@ -468,7 +477,7 @@ func (u *upstream) supervise(cs *mcp.ClientSession) {
 		// The server forgot our session (a remote restart): reconnect on
 		// the next call, at once, as a crash would not.
 		u.mu.Unlock()
-		u.logger.Info("upstream session lost", zap.Error(err))
+		u.log().Info("upstream session lost", zap.Error(err))
 		return
 	}
 	if err == nil {
@@ -482,7 +491,7 @@ func (u *upstream) supervise(cs *mcp.ClientSession) {
 	u.mu.Unlock()
 	time.AfterFunc(delay, func() {
 		if _, err := u.connected(context.Background()); err != nil {
-			u.logger.Debug("reconnect failed", zap.Error(err))
+			u.log().Debug("reconnect failed", zap.Error(err))
 		}
 	})
 }
@@ -541,7 +550,7 @@ func (u *upstream) callFor(ctx context.Context, c *caller, fn func(context.Conte
 		if attempt > 0 || !sessionLost(err) {
 			return u.unavailable(err)
 		}
-		u.logger.Info("upstream session lost; reconnecting", zap.Error(err))
+		u.log().Info("upstream session lost; reconnecting", zap.Error(err))
 		u.drop(cs)
 	}
 }
@@ -787,7 +796,7 @@ func (u *upstream) relist(cs *mcp.ClientSession, what string) {
 		}
 	}
 	if err != nil {
-		u.logger.Warn("relisting after list_changed failed", zap.String("list", what), zap.Error(err))
+		u.log().Warn("relisting after list_changed failed", zap.String("list", what), zap.Error(err))
 		return
 	}
 	u.mu.Lock()
