@@ -44,7 +44,7 @@ type upstream struct {
 	transport func() (mcp.Transport, error)
 	client    *mcp.Client                 // made at the first connect (connect)
 	http      atomic.Pointer[http.Client] // a remote upstream's, made at its first connect (remoteClient)
-	redact    *redactor                   // the config's secrets, hidden from logs and errors
+	redact    atomic.Pointer[redactor]    // the config's secrets, hidden from logs and errors; made at first use (secrets)
 	limits    atomic.Pointer[upstreamLimits]
 
 	mu         sync.Mutex
@@ -97,7 +97,7 @@ func loadUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
 func releaseUpstream(cfg *ServerConfig) { _, _ = upstreams.Delete(cfg.key()) }
 
 func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
-	u := &upstream{cfg: cfg, logs: relayTo(logger), logName: logger.Name(), redact: newRedactor(cfg)}
+	u := &upstream{cfg: cfg, logs: relayTo(logger), logName: logger.Name()}
 	u.setLimits(cfg)
 	maxMessage := cmp.Or(cfg.MaxMessageSize, defaultMaxMessageSize)
 	switch {
@@ -131,8 +131,18 @@ func (u *upstream) log() *zap.Logger {
 	if l := u.logger.Load(); l != nil {
 		return l
 	}
-	u.logger.CompareAndSwap(nil, redactLogs(u.logs.logger(u.logName), u.redact).With(zap.String("server", u.cfg.Name)))
+	u.logger.CompareAndSwap(nil, redactLogs(u.logs.logger(u.logName), u.secrets()).With(zap.String("server", u.cfg.Name)))
 	return u.logger.Load()
+}
+
+// secrets hides the config's secrets. It is made at first use, like the
+// logger (log).
+func (u *upstream) secrets() *redactor {
+	if r := u.redact.Load(); r != nil {
+		return r
+	}
+	u.redact.CompareAndSwap(nil, newRedactor(u.cfg))
+	return u.redact.Load()
 }
 
 // remoteClient is a remote upstream's HTTP client, for its session and the
@@ -205,7 +215,7 @@ func (e *errUnavailable) Unwrap() error { return e.err }
 // unavailable is the error for a server that cannot be reached, or that
 // failed a call, its secrets hidden. The fast path makes its errors with it.
 func (u *upstream) unavailable(err error) *errUnavailable {
-	return &errUnavailable{server: u.cfg.Name, url: u.remoteURL(), err: err, redact: u.redact}
+	return &errUnavailable{server: u.cfg.Name, url: u.remoteURL(), err: err, redact: u.secrets()}
 }
 
 // redactedError is an error whose text had a server's secrets in it.
@@ -228,14 +238,14 @@ func (u *upstream) redactErr(err error) error {
 		return err // scrubs itself
 	}
 	if rpcErr, ok := upstreamReply(err); ok {
-		if msg := u.redact.scrub(rpcErr.Message); msg != rpcErr.Message {
+		if msg := u.secrets().scrub(rpcErr.Message); msg != rpcErr.Message {
 			scrubbed := *rpcErr
 			scrubbed.Message = msg
 			return &scrubbed
 		}
 		return err
 	}
-	if msg := u.redact.scrub(err.Error()); msg != err.Error() {
+	if msg := u.secrets().scrub(err.Error()); msg != err.Error() {
 		return &redactedError{msg: msg, err: err}
 	}
 	return err
