@@ -34,12 +34,11 @@ func (e *endpoint) memberList() []*member {
 	}
 	ms := make([]*member, 0, len(e.own)+len(e.joined))
 	ms = append(ms, e.own...)
-	joined := ms[len(ms):]
 	for _, m := range e.joined {
-		joined = append(joined, m)
+		ms = append(ms, m)
 	}
-	slices.SortFunc(joined, func(x, y *member) int { return strings.Compare(x.cfg.Name, y.cfg.Name) })
-	return append(ms, joined...)
+	slices.SortFunc(ms[len(e.own):], func(x, y *member) int { return strings.Compare(x.cfg.Name, y.cfg.Name) })
+	return ms
 }
 
 // only is the endpoint's one member, or nil if it has several. e.mu is held.
@@ -306,6 +305,9 @@ func syncNames[T any](current map[string]*mirrored[T], old []string, next map[st
 		remove(gone...)
 	}
 	var names []string // nil for none
+	if len(next) > 0 {
+		names = make([]string, 0, len(next))
+	}
 	for n, x := range next {
 		names = append(names, n)
 		if cur, ok := current[n]; ok && same(cur, x) {

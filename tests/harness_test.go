@@ -173,8 +173,9 @@ var adminClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: tru
 // adminDo sends a request to Caddy's admin endpoint. Every config load, a
 // refused one too, starts a new admin server on the same listener and shuts
 // the old one down in the background: a connection the old one accepts
-// meanwhile is closed unanswered (EOF, or a reset). Such a request never
-// reached the API, so it is sent again, on a new connection.
+// meanwhile is closed unanswered (EOF, or a reset). Such a request is sent
+// again, on a new connection: the tests' admin requests are GETs and loads
+// of a whole config, which change nothing when repeated.
 func adminDo(method, url string, body []byte, header map[string]string) (*http.Response, error) {
 	for attempt := 1; ; attempt++ {
 		req, err := http.NewRequest(method, url, bytes.NewReader(body))
