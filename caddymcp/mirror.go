@@ -1,6 +1,7 @@
 package caddymcp
 
 import (
+	"encoding/json"
 	"reflect"
 	"slices"
 	"strings"
@@ -399,7 +400,21 @@ func (e *endpoint) refused(kind, name string, add func()) {
 
 // objectSchema returns an input schema the SDK accepts: MCP requires an
 // object schema, and some servers omit "type" or the schema altogether.
+// A schema kept as JSON (compactSchemas) that is right is returned as it is.
 func objectSchema(s any) any {
+	if raw, ok := s.(json.RawMessage); ok {
+		var head struct {
+			Type any `json:"type"`
+		}
+		if json.Unmarshal(raw, &head) == nil && head.Type == "object" {
+			return s
+		}
+		var m map[string]any
+		if json.Unmarshal(raw, &m) != nil {
+			return map[string]any{"type": "object"}
+		}
+		s = m
+	}
 	m, ok := s.(map[string]any)
 	if !ok {
 		return map[string]any{"type": "object"}

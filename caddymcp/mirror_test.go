@@ -2,9 +2,12 @@ package caddymcp
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -146,5 +149,80 @@ func BenchmarkAggregateJoin(b *testing.B) {
 				e.removeMember(m)
 			}
 		})
+	}
+}
+
+// TestObjectSchema: an input schema the SDK accepts comes out of every
+// shape a server may send, and a right one kept as JSON is not rewritten.
+func TestObjectSchema(t *testing.T) {
+	right := json.RawMessage(`{"properties":{"a":{"type":"string"}},"type":"object"}`)
+	if got, ok := objectSchema(right).(json.RawMessage); !ok || string(got) != string(right) {
+		t.Errorf("objectSchema(%s) = %v, want it as it is", right, objectSchema(right))
+	}
+	for _, c := range []struct {
+		in   any
+		want string
+	}{
+		{map[string]any{"type": "object", "x": 1.0}, `{"type":"object","x":1}`},
+		{map[string]any{"properties": map[string]any{}}, `{"properties":{},"type":"object"}`},
+		{json.RawMessage(`{"properties":{"a":{}}}`), `{"properties":{"a":{}},"type":"object"}`},
+		{json.RawMessage(`{"type":"string"}`), `{"type":"object"}`},
+		{json.RawMessage(`null`), `{"type":"object"}`},
+		{json.RawMessage(`[1]`), `{"type":"object"}`},
+		{nil, `{"type":"object"}`},
+		{"a string", `{"type":"object"}`},
+	} {
+		b, err := json.Marshal(objectSchema(c.in))
+		if err != nil || string(b) != c.want {
+			t.Errorf("objectSchema(%v) = %s (%v), want %s", c.in, b, err, c.want)
+		}
+	}
+}
+
+// TestSchemasPassThroughAsJSON: a tool's input and output schemas reach the
+// clients of both endpoints as the upstream wrote them, while the catalog
+// keeps them as JSON rather than the SDK's decoded maps.
+func TestSchemasPassThroughAsJSON(t *testing.T) {
+	in := map[string]any{
+		"type":                 "object",
+		"properties":           map[string]any{"q": map[string]any{"type": "string", "enum": []any{"a", "b"}, "description": "query"}, "n": map[string]any{"type": "integer", "minimum": 1.0}},
+		"required":             []any{"q"},
+		"additionalProperties": false,
+		"x-vendor":             map[string]any{"keep": true},
+	}
+	out := map[string]any{"type": "object", "properties": map[string]any{"hits": map[string]any{"type": "array"}}}
+	up := mcp.NewServer(&mcp.Implementation{Name: "schemas", Version: "1"}, nil)
+	up.AddTool(&mcp.Tool{Name: "find", InputSchema: in, OutputSchema: out},
+		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{StructuredContent: map[string]any{"hits": []any{}}}, nil
+		})
+	upstream := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return up }, nil))
+	t.Cleanup(func() { upstream.CloseClientConnections(); upstream.Close() })
+
+	g := &Gateway{Servers: []*ServerConfig{{Name: "s", Remote: &RemoteConfig{URL: upstream.URL}}}}
+	h := serveGateway(t, g)
+	for path, name := range map[string]string{"/servers/s/mcp": "find", "/mcp": "s__find"} {
+		ctx, cs := connectGateway(t, h.URL+path)
+		res, err := cs.ListTools(ctx, nil)
+		if err != nil || len(res.Tools) != 1 || res.Tools[0].Name != name {
+			t.Fatalf("%s: tools/list = %+v, %v", path, res, err)
+		}
+		for what, c := range map[string][2]any{"input": {res.Tools[0].InputSchema, in}, "output": {res.Tools[0].OutputSchema, out}} {
+			got, _ := json.Marshal(c[0])
+			want, _ := json.Marshal(c[1])
+			if string(got) != string(want) {
+				t.Errorf("%s: the %s schema is %s, want the upstream's %s", path, what, got, want)
+			}
+		}
+	}
+	cat := g.upstreams[0].catalog.Load()
+	if cat == nil || len(cat.tools) != 1 {
+		t.Fatalf("the upstream's catalog: %+v", cat)
+	}
+	if _, ok := cat.tools[0].InputSchema.(json.RawMessage); !ok {
+		t.Errorf("the catalog keeps the input schema as %T, want json.RawMessage", cat.tools[0].InputSchema)
+	}
+	if _, ok := cat.tools[0].OutputSchema.(json.RawMessage); !ok {
+		t.Errorf("the catalog keeps the output schema as %T, want json.RawMessage", cat.tools[0].OutputSchema)
 	}
 }

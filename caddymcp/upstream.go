@@ -3,6 +3,7 @@ package caddymcp
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -768,7 +769,33 @@ func listCatalog(ctx context.Context, cs *mcp.ClientSession) (*catalog, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	compactSchemas(cat.tools)
 	return cat, nil
+}
+
+// compactSchemas keeps each tool's schemas as JSON. The go-sdk decodes them
+// into trees of maps, several times larger and all pointers for the garbage
+// collector to mark; the gateway only passes them on (and the registry
+// reads their argument names).
+func compactSchemas(tools []*mcp.Tool) {
+	for _, t := range tools {
+		t.InputSchema, t.OutputSchema = asJSON(t.InputSchema), asJSON(t.OutputSchema)
+	}
+}
+
+// asJSON is v encoded, or v if it is JSON already or cannot be encoded.
+func asJSON(v any) any {
+	if v == nil {
+		return nil
+	}
+	if _, ok := v.(json.RawMessage); ok {
+		return v
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	return json.RawMessage(b)
 }
 
 // listInto collects a listing into dst in a goroutine of wg.
@@ -798,6 +825,7 @@ func (u *upstream) relist(cs *mcp.ClientSession, what string) {
 	switch what {
 	case "tools":
 		next.tools, err = collect(cs.Tools(ctx, nil))
+		compactSchemas(next.tools)
 	case "prompts":
 		next.prompts, err = collect(cs.Prompts(ctx, nil))
 	case "resources":
