@@ -126,35 +126,34 @@ func newUpstream(cfg *ServerConfig, logger *zap.Logger) (*upstream, error) {
 }
 
 // log is the upstream's logger: through the relay, the server named, its
-// secrets hidden. It is made at first use: a registry keeps thousands of
-// servers that may never log.
+// secrets hidden. It is made at first use, as are the redactor and the
+// HTTP client below: a registry keeps thousands of servers that may never
+// log or be called.
 func (u *upstream) log() *zap.Logger {
-	if l := u.logger.Load(); l != nil {
-		return l
-	}
-	u.logger.CompareAndSwap(nil, redactLogs(u.logs.logger(u.logName), u.secrets()).With(zap.String("server", u.cfg.Name)))
-	return u.logger.Load()
+	return loadOrMake(&u.logger, func() *zap.Logger {
+		return redactLogs(u.logs.logger(u.logName), u.secrets()).With(zap.String("server", u.cfg.Name))
+	})
 }
 
-// secrets hides the config's secrets. It is made at first use, like the
-// logger (log).
+// secrets hides the config's secrets.
 func (u *upstream) secrets() *redactor {
-	if r := u.redact.Load(); r != nil {
-		return r
-	}
-	u.redact.CompareAndSwap(nil, newRedactor(u.cfg))
-	return u.redact.Load()
+	return loadOrMake(&u.redact, func() *redactor { return newRedactor(u.cfg) })
 }
 
 // remoteClient is a remote upstream's HTTP client, for its session and the
-// fast path (fastpath.go). It is made at the first connect: a registry keeps
-// thousands of servers that nobody may call.
+// fast path (fastpath.go).
 func (u *upstream) remoteClient() *http.Client {
-	if c := u.http.Load(); c != nil {
-		return c
+	return loadOrMake(&u.http, u.cfg.Remote.httpClient)
+}
+
+// loadOrMake is *p, made by build at the first call. Callers that race may
+// each make one; all get the one stored.
+func loadOrMake[T any](p *atomic.Pointer[T], build func() *T) *T {
+	if v := p.Load(); v != nil {
+		return v
 	}
-	u.http.CompareAndSwap(nil, u.cfg.Remote.httpClient())
-	return u.http.Load()
+	p.CompareAndSwap(nil, build())
+	return p.Load()
 }
 
 // Destruct stops the upstream when its last user is gone. When Caddy exits
