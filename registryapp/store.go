@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,8 @@ type store struct {
 	held    bool          // the storage lock is ours
 	journal *journal      // while held: the journal as it stands, written or not
 	flushed chan struct{} // while a flush runs: closed when it ends
+
+	journalBuf []byte // the flush's encoding of the journal (writeJournal)
 
 	cacheMu sync.Mutex
 	cached  *journal // as last read or written, while the key's stat says so
@@ -259,9 +262,20 @@ func (j *journal) next(name string) *journal {
 	return &journal{Seq: c.Seq, Changes: changes}
 }
 
-// writeJournal stores j as the journal. The storage lock is held.
+// writeJournal stores j as the journal. The storage lock is held, and it
+// runs in one flush at a time.
 func (st *store) writeJournal(ctx context.Context, j *journal) error {
-	if err := st.storage.Store(ctx, journalKey, j.encode()); err != nil {
+	var b []byte
+	if _, ok := st.storage.(*certmagic.FileStorage); ok {
+		// Caddy's file storage has written the bytes out when Store
+		// returns, and keeps none: one buffer serves every flush, where
+		// a new one would be 40 bytes a change kept, on every write.
+		b = j.appendTo(st.journalBuf[:0])
+		st.journalBuf = b
+	} else {
+		b = j.appendTo(nil) // another storage module may keep what it is given
+	}
+	if err := st.storage.Store(ctx, journalKey, b); err != nil {
 		return fmt.Errorf("writing the registry's journal: %w", err)
 	}
 	if info, err := st.storage.Stat(ctx, journalKey); err == nil { // the lock is held: nobody else wrote
@@ -270,11 +284,11 @@ func (st *store) writeJournal(ctx context.Context, j *journal) error {
 	return nil
 }
 
-// encode is the journal as JSON, written out by hand: it is rewritten on
-// every write, and encoding/json's reflection over its thousand entries
-// was most of the cost.
-func (j *journal) encode() []byte {
-	b := make([]byte, 0, 32+len(j.Changes)*40)
+// appendTo appends the journal as JSON to b, written out by hand: it is
+// rewritten on every write, and encoding/json's reflection over its
+// thousand entries was most of the cost.
+func (j *journal) appendTo(b []byte) []byte {
+	b = slices.Grow(b, 32+len(j.Changes)*40)
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendInt(b, j.Seq, 10)
 	b = append(b, `,"changes":[`...)

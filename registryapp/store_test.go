@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -168,12 +169,12 @@ func TestJournalEncodeIsJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := j.encode(); string(got) != string(want) {
-			t.Errorf("encode() = %s, want %s", got, want)
+		if got := j.appendTo(nil); string(got) != string(want) {
+			t.Errorf("appendTo(nil) = %s, want %s", got, want)
 		}
 		var back journal
-		if err := json.Unmarshal(j.encode(), &back); err != nil || back.Seq != j.Seq || len(back.Changes) != len(j.Changes) {
-			t.Errorf("encode() of %+v reads back as %+v (%v)", j, back, err)
+		if err := json.Unmarshal(j.appendTo(nil), &back); err != nil || back.Seq != j.Seq || len(back.Changes) != len(j.Changes) {
+			t.Errorf("appendTo(nil) of %+v reads back as %+v (%v)", j, back, err)
 		}
 	}
 }
@@ -211,6 +212,80 @@ func TestJournalNextKeepsEveryJournal(t *testing.T) {
 		if !slices.Equal(m.j.Changes, m.want) {
 			t.Fatalf("journal %d holds %d changes %+v … %+v; want %d, %+v … %+v", m.j.Seq, len(m.j.Changes), m.j.Changes[0], m.j.Changes[len(m.j.Changes)-1],
 				len(m.want), m.want[0], m.want[len(m.want)-1])
+		}
+	}
+}
+
+// fullJournal is a journal holding journalKeep changes, as a busy
+// registry's does.
+func fullJournal() *journal {
+	j := &journal{}
+	for i := range journalKeep {
+		j = j.next("server-" + strconv.Itoa(i))
+	}
+	return j
+}
+
+// TestJournalWriteReusesItsBuffer: with Caddy's file storage, writing the
+// journal allocates a small part of its size: the encoding goes into the
+// last flush's buffer instead of a new one on every write.
+func TestJournalWriteReusesItsBuffer(t *testing.T) {
+	ctx := context.Background()
+	st := &store{storage: &certmagic.FileStorage{Path: t.TempDir()}}
+	j := fullJournal()
+	size := len(j.appendTo(nil))
+	if err := st.writeJournal(ctx, j); err != nil { // the buffer's first use
+		t.Fatal(err)
+	}
+	const writes = 20
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range writes {
+		if err := st.writeJournal(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	perWrite := int(after.TotalAlloc-before.TotalAlloc) / writes
+	if perWrite > size/4 {
+		t.Errorf("a journal write allocates %d bytes, for a journal of %d: its encoding is not reused", perWrite, size)
+	}
+	got, err := st.storage.Load(ctx, journalKey)
+	if err != nil || string(got) != string(j.appendTo(nil)) {
+		t.Errorf("the journal stored is %.60q… (%v), want its encoding", got, err)
+	}
+}
+
+// keepingStorage is Caddy's file storage that also keeps every value it is
+// given, as a storage module may (none that runs here does): what it kept
+// must stay as it was stored.
+type keepingStorage struct {
+	*certmagic.FileStorage
+	kept [][]byte
+}
+
+func (s *keepingStorage) Store(ctx context.Context, key string, value []byte) error {
+	s.kept = append(s.kept, value)
+	return s.FileStorage.Store(ctx, key, value)
+}
+
+// TestJournalWriteLeavesOtherStoragesTheirBytes: a storage other than
+// Caddy's file storage gets bytes of its own on every journal write.
+func TestJournalWriteLeavesOtherStoragesTheirBytes(t *testing.T) {
+	ctx := context.Background()
+	ks := &keepingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}}
+	st := &store{storage: ks}
+	var want []string
+	for j, i := fullJournal(), 0; i < 3; i++ {
+		j = j.next("next-" + strconv.Itoa(i))
+		want = append(want, string(j.appendTo(nil)))
+		if err := st.writeJournal(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, b := range ks.kept {
+		if string(b) != want[i] {
+			t.Errorf("journal write %d: the storage kept bytes that changed after Store returned", i)
 		}
 	}
 }
