@@ -99,7 +99,8 @@ func TestCallDuringTheConnectsLastStep(t *testing.T) {
 	upstream := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return up }, nil))
 	t.Cleanup(upstream.Close) // after the gateway's cleanup, which ends its streams
 	cfg := &ServerConfig{Name: "quick", Remote: &RemoteConfig{URL: upstream.URL}}
-	h := serveGateway(t, &Gateway{Servers: []*ServerConfig{cfg}})
+	g := &Gateway{Servers: []*ServerConfig{cfg}}
+	h := serveGateway(t, g)
 	u, err := loadUpstream(cfg, zap.NewNop()) // the gateway's, from the pool
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +121,19 @@ func TestCallDuringTheConnectsLastStep(t *testing.T) {
 		_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "t", Arguments: map[string]any{}})
 		called <- err
 	}()
-	time.Sleep(100 * time.Millisecond) // the call reaches the gateway while the connect is held
+	// The connect is let go only once the call is in the gateway (its POST
+	// has begun on the client's session).
+	for s := g.byName["quick"].fast.session(cs.ID()); ; time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		arrived := s.refs > 0
+		s.mu.Unlock()
+		if arrived {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the call never reached the gateway")
+		}
+	}
 	close(o.release)
 	if err := <-called; err != nil {
 		t.Fatal(err)

@@ -370,7 +370,7 @@ func (u *upstream) finish(a *attempt, cs *mcp.ClientSession, err error) {
 	if err != nil {
 		u.failed(err)
 		err := u.unavailable(err)
-		obs := u.observerList()
+		obs := u.observers // copy-on-write: safe to read after unlocking
 		u.mu.Unlock()
 		for _, o := range obs {
 			o.unavailable(u, err)
@@ -673,7 +673,7 @@ func (u *upstream) publish(cat *catalog) {
 	u.catalog.Store(cat)
 	u.forEachWatcher(func(e *endpoint) { e.published(u) })
 	u.mu.Lock()
-	obs := u.observerList()
+	obs := u.observers
 	u.mu.Unlock()
 	for _, o := range obs {
 		o.published(u)
@@ -698,9 +698,6 @@ func (u *upstream) unobserve(o upstreamObserver) {
 	u.observers = withoutItem(u.observers, o)
 	u.mu.Unlock()
 }
-
-// observerList is the observers, not to be changed. u.mu is held.
-func (u *upstream) observerList() []upstreamObserver { return u.observers }
 
 func (u *upstream) watch(e *endpoint) {
 	u.mu.Lock()
