@@ -20,11 +20,15 @@ const (
 func report(w io.Writer, c config, root string, res *results, took time.Duration) {
 	fmt.Fprintf(w, "\n## mcp_registry benchmark\n\n")
 	fmt.Fprintf(w, "Command: `%s` — %s in all.\n\n", benchkit.Command("./bench/registry"), took)
-	fmt.Fprintf(w, "Machine: %s; caddy-mcp %s. Caddy built from ./cmd/caddy without -race, a separate process, logs at WARN, "+
+	build := "Caddy built from ./cmd/caddy without -race"
+	if c.caddyBin != "" {
+		build = "Caddy: the prebuilt `" + c.caddyBin + "`"
+	}
+	fmt.Fprintf(w, "Machine: %s; caddy-mcp %s. %s, a separate process, logs at WARN, "+
 		"file_system storage; the registry with `allowed_networks: [loopback]` and the health probe at its defaults (off for the servers registered in bulk); one site with "+
 		"`mcp_registry_api` and `mcp_gateway` with `registry: true`. Upstream: the bench's own go-sdk server process on loopback "+
 		"(an echo server with sessions, and tool servers of %d generated tools each, stateless).",
-		benchkit.Machine(), commit(root), toolsPerServer)
+		benchkit.Machine(), commit(root), build, toolsPerServer)
 	if caddyGOGC != "" {
 		fmt.Fprintf(w, " Caddy runs with GOGC=%s (Go's default is 100).", caddyGOGC)
 	}
